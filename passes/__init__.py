@@ -1,0 +1,1 @@
+"""vmlang.passes: compiler passes, one per module, each ``Program -> Program``."""

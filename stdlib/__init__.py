@@ -1,0 +1,1 @@
+"""vmlang.stdlib: kernels written in vmlang, format converters and torch layers."""
