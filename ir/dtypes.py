@@ -164,7 +164,7 @@ class IntType(DType):
         bad = (r < self.min) | (r > self.max)
         if bad.any():
             if not saturate:
-                raise ValueError(f"value {v[bad][0]!r} is out of range for {self.name} "
+                raise ValueError(f"value {float(v[bad][0])!r} is out of range for {self.name} "
                                  f"[{self.min}, {self.max}]; pass saturate=True to clamp")
             r = np.clip(r, self.min, self.max)
         return r.astype(np.int64) & ((1 << self.bits) - 1)
@@ -253,9 +253,14 @@ class FloatType(DType):
         return -self.max if self.signed else float(self._decode(np.array([0]))[0])
 
     @property
-    def smallest_subnormal(self) -> float:
-        """The smallest positive value (a subnormal where the format has them)."""
+    def smallest_positive(self) -> float:
+        """The smallest positive value (the smallest subnormal where the format has subnormals)."""
         return float(self._decode(np.array([1 if self.has_subnormals else 0]))[0])
+
+    @property
+    def smallest_subnormal(self) -> float | None:
+        """The smallest positive subnormal, or None for formats without subnormals (M = 0, e8m0)."""
+        return self.smallest_positive if self.has_subnormals and self.man > 0 else None
 
     @property
     def smallest_normal(self) -> float:
@@ -323,7 +328,7 @@ class CodebookType(DType):
         t = np.asarray(self.entries, dtype=np.float64)
         bad = (v < t[0]) | (v > t[-1])
         if bad.any() and not saturate:
-            raise ValueError(f"value {v[bad][0]!r} is out of range for {self.name} "
+            raise ValueError(f"value {float(v[bad][0])!r} is out of range for {self.name} "
                              f"[{t[0]!r}, {t[-1]!r}]; pass saturate=True to clamp")
         mids = (t[:-1] + t[1:]) / 2  # exact: float32 entries
         return np.searchsorted(mids, v, side="left").astype(np.int64)

@@ -12,7 +12,8 @@ except for the codes the flavor reserves for Inf/NaN.
 Worked example, ``float4_e2m1`` (bias 1): code ``0b0111`` -> s=0, e=3, m=1 -> ``2**2 * 1.5 = 6.0``
 (its largest value); code ``0b1001`` -> s=1, e=0, m=1 -> ``-(2**0 * 0.5) = -0.5`` (a subnormal).
 
-Encoding rounds to nearest, ties to even (the code with mantissa LSB 0), exactly: the value is
+Encoding rounds to nearest, ties to even (the code whose LSB is 0: the mantissa LSB, or the exponent
+LSB in formats without mantissa bits such as e8m0), exactly: the value is
 scaled by a power of two so its mantissa is an integer-valued float64 and ``np.rint`` rounds it;
 no double rounding happens because every supported format has ``M <= 23 < 52``.
 """
@@ -108,7 +109,13 @@ def encode(values: np.ndarray, exp: int, man: int, flavor: str, signed: bool, sa
     af = np.where(fin & (a > 0), a, 1.0)
     _, x = np.frexp(af)
     e = np.maximum(x.astype(np.int64) - 1, emin)
-    q = np.rint(np.ldexp(af, (man - e).astype(np.int32)))
+    scaled = np.ldexp(af, (man - e).astype(np.int32))
+    q = np.rint(scaled)
+    if man == 0:
+        # No mantissa bits: a tie lies between two binades, and "even" means the even exponent field.
+        # (rint would always pick the upper one, since the lower significand 1 is odd.)
+        tie_keep_lower = (scaled - np.floor(scaled) == 0.5) & (scaled >= 1) & ((e + b) % 2 == 0)
+        q = np.where(tie_keep_lower, np.floor(scaled), q)
     carry = q >= (1 << (man + 1))
     e = np.where(carry, e + 1, e)
     q = np.where(carry, q / 2, q).astype(np.int64)
@@ -125,15 +132,18 @@ def encode(values: np.ndarray, exp: int, man: int, flavor: str, signed: bool, sa
     mag = (np.minimum(expfield, 1 << 20) << man) | np.where(mant < 0, 0, mant)
     mag = np.where(fin & (a == 0), 0, mag)
     overflow = fin & ~underflow & (mag > maxmag)
-    negative_unsigned = (~signed) & neg & ~isnan & ~(fin & (a == 0) & has_zero)
+    if signed:
+        negative_unsigned = np.zeros_like(neg)
+    else:
+        negative_unsigned = neg & ~isnan & ~(fin & (a == 0) & has_zero)
     # --- resolve special cases -------------------------------------------------------------------
     inf_code = ((1 << exp) - 1) << man
     has_inf = flavor == IEEE
     ncode = nan_code(exp, man, flavor)
     if isnan.any() and ncode is None:
         bad = v[isnan][0]
-        raise ValueError(f"cannot encode NaN as {name}: the format has no NaN (value {bad!r})")
-    out_of_range = overflow | underflow | (isinf & ~has_inf) | negative_unsigned
+        raise ValueError(f"cannot encode NaN as {name}: the format has no NaN (value {float(bad)!r})")
+    out_of_range = overflow | underflow | negative_unsigned | (isinf & (not has_inf))
     if has_inf and not saturate:
         mag = np.where(overflow | isinf, inf_code, mag)
         out_of_range = out_of_range & ~(overflow | isinf)
@@ -144,7 +154,7 @@ def encode(values: np.ndarray, exp: int, man: int, flavor: str, signed: bool, sa
     elif out_of_range.any():
         bad = v[out_of_range][0]
         raise ValueError(
-            f"value {bad!r} is out of range for {name} (representable: "
+            f"value {float(bad)!r} is out of range for {name} (representable: "
             f"{describe_range(exp, man, flavor, signed)}); pass saturate=True to clamp")
     if ncode is not None:
         mag = np.where(isnan, ncode, mag)

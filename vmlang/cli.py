@@ -33,15 +33,18 @@ def _fmt(x) -> str:
 @command("types", "print every element type with its bits and range")
 def _types(args) -> int:
     from .ir.dtypes import all_dtypes
-    rows = [("name", "bits", "kind", "min", "max", "smallest subnormal")]
+    rows = [("name", "bits", "kind", "min", "max", "smallest positive", "smallest subnormal")]
     for t in all_dtypes():
         kind = "codebook" if t.is_codebook else ("float" if t.is_float else
                                                  ("int" if t.is_signed else "uint"))
-        sub = "-"
+        pos, sub = ("1" if t.is_int and t.max >= 1 else "-"), "-"
         if t.is_float and not t.is_codebook:
-            sub = _fmt(t.smallest_subnormal) if t.has_subnormals else "none"
+            pos = _fmt(t.smallest_positive)
+            sub = "none" if t.smallest_subnormal is None else _fmt(t.smallest_subnormal)
             kind = f"float e{t.exp}m{t.man} {t.flavor}"
-        rows.append((t.name, str(t.nbits), kind, _fmt(t.min), _fmt(t.max), sub))
+        elif t.is_codebook:
+            pos = _fmt(min(v for v in t.entries if v > 0))
+        rows.append((t.name, str(t.nbits), kind, _fmt(t.min), _fmt(t.max), pos, sub))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for j, r in enumerate(rows):
         print("  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
