@@ -1,0 +1,6 @@
+"""vmlang.ir.layout: the shape:stride layout algebra (see docs/layouts.md)."""
+from .core import Layout, size, cosize, rank, depth, table, make_layout, row_major, col_major
+from .algebra import coalesce, flatten, filter, filter_zeros, fit, is_injective, is_bijective, image
+from .composition import compose, complement, right_inverse, left_inverse, extent
+from .divide import (logical_divide, zipped_divide, tiled_divide, flat_divide, logical_product,
+                     blocked_product, raked_product)
