@@ -4,3 +4,9 @@ from .algebra import coalesce, flatten, filter, filter_zeros, fit, is_injective,
 from .composition import compose, complement, right_inverse, left_inverse, extent
 from .divide import (logical_divide, zipped_divide, tiled_divide, flat_divide, logical_product,
                      blocked_product, raked_product)
+from .bits import recast, max_common_vector, max_common_layout
+from .swizzle import Swizzle, MemLayout
+from .tv import (TVLayout, spatial, local, replicate, tv_product, MMA_M16N8K16_A, MMA_M16N8K16_B,
+                 MMA_M16N8K16_C)
+from .analysis import (VectorAccess, BankConflicts, SharedChoice, vector_bits, check_view, view_error,
+                       bank_conflicts, choose_shared_layout, thread_bits)
