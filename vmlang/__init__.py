@@ -25,3 +25,4 @@ from .ir.packing import pack, unpack, packed_length  # noqa: E402
 
 globals().update(_DTYPES)
 globals().update({a: _DTYPES[n] for a, n in _aliases().items() if a.isidentifier()})
+from .runtime.tensor import Tensor  # noqa: E402
