@@ -84,6 +84,8 @@ def test_no_lark_names_leak_into_messages():
 
 
 def test_parse_expr_errors():
+    with pytest.raises(VMSyntaxError, match="empty expression"):
+        parse_expr("  // just a comment")
     for text, col in [("a +", 4), ("(a", 3), ("a b", 3), ("None", 1), ("a < b > c", 7), ("", 1)]:
         with pytest.raises(VMSyntaxError) as info:
             parse_expr(text)

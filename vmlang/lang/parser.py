@@ -70,7 +70,7 @@ def _run_lark(source: str, filename: str, start: str) -> Tree:
     try:
         return _lark().parse(source, start=start)
     except UnexpectedInput as e:
-        err = _translate(e, source, filename)
+        err = _translate(e, source, filename, start)
     except LarkError as e:  # pragma: no cover - every parse error is an UnexpectedInput
         err = VMSyntaxError(f"syntax error: {e}", loc=None, source=source)
     raise err from None
@@ -155,7 +155,7 @@ def _tokens_before(source: str, pos: Optional[int]) -> Optional[Token]:
     return prev
 
 
-def _translate(e: UnexpectedInput, source: str, filename: str) -> VMSyntaxError:
+def _translate(e: UnexpectedInput, source: str, filename: str, start: str = "start") -> VMSyntaxError:
     if isinstance(e, UnexpectedCharacters):
         pos = e.pos_in_stream
         ch = source[pos] if pos is not None and 0 <= pos < len(source) else "?"
@@ -182,8 +182,8 @@ def _translate(e: UnexpectedInput, source: str, filename: str) -> VMSyntaxError:
         _, keywords = _terminal_info()
         if at_end:
             if prev is None:
-                return VMSyntaxError("empty file: expected a 'kernel' definition",
-                                     loc=SourceLoc(filename, 1, 1), source=source)
+                what = "empty file: expected a 'kernel' definition" if start == "start" else "empty expression"
+                return VMSyntaxError(what, loc=SourceLoc(filename, 1, 1), source=source)
             loc = SourceLoc(filename, prev.end_line, prev.end_column, prev.end_column + 1)
             what = "end of file"
         else:
