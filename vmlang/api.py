@@ -1,0 +1,86 @@
+"""Public entry points: build IR from .vm text and run it on a backend.
+
+>>> import numpy as np, vmlang as vm
+>>> k = vm.compile_source('''
+... kernel double(x: f32[N] global, y: f32[N] global) grid(cdiv(N, 64)) {
+...     i = block.x * 64;
+...     store(y[i : +64], load(x[i : +64]) * 2.0);
+... }''')
+>>> x = np.arange(3, dtype=np.float32); y = np.zeros(3, np.float32)
+>>> vm.backend("numpy").compile(k)(x, y); y.tolist()
+[0.0, 2.0, 4.0]
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+from vmlang.ir import nodes as N
+from vmlang.ir.errors import BackendError, VMError
+
+BACKENDS = ("numpy", "triton", "ptx")
+
+
+def parse_source(source: str, filename: str = "<string>"):
+    from vmlang.lang.parser import parse
+    return parse(source, filename)
+
+
+def kernel_names(source: str, filename: str = "<string>") -> list[str]:
+    return [k.name for k in parse_source(source, filename).kernels]
+
+
+def compile_source(source: str, filename: str = "<string>", consts: dict | None = None,
+                   kernel: str | None = None) -> N.Kernel:
+    """Parse and lower one kernel of a .vm source (the only one, or the one named ``kernel``).
+
+    ``consts`` gives compile-time parameter values; unknown names raise a VMError.
+    """
+    from vmlang.lang.lower import lower_kernel
+    module = parse_source(source, filename)
+    if kernel is None:
+        if len(module.kernels) != 1:
+            names = ", ".join(k.name for k in module.kernels)
+            raise VMError(f"{filename} defines {len(module.kernels)} kernels ({names}): choose one")
+        ast_k = module.kernels[0]
+    else:
+        found = [k for k in module.kernels if k.name == kernel]
+        if not found:
+            raise VMError(f"{filename} has no kernel named {kernel}")
+        ast_k = found[0]
+    consts = dict(consts or {})
+    declared = {c.name for c in ast_k.consts}
+    unknown = set(consts) - declared
+    if unknown:
+        raise VMError(f"kernel {ast_k.name} has no compile-time parameter {', '.join(sorted(unknown))} "
+                      f"(it has {', '.join(sorted(declared)) or 'none'})")
+    return lower_kernel(ast_k, consts, source, filename)
+
+
+def compile_file(path: str | os.PathLike, consts: dict | None = None, kernel: str | None = None) -> N.Kernel:
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as e:
+        raise VMError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise VMError(f"{path} is not UTF-8 text") from None
+    return compile_source(source, path, consts, kernel)
+
+
+def backend(name: str):
+    """The backend module ``vmlang.backends.<name>`` (its ``compile(kernel)`` returns a callable)."""
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r} (one of {', '.join(BACKENDS)})")
+    try:
+        return importlib.import_module(f"vmlang.backends.{name}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("vmlang.backends"):
+            raise BackendError(f"the {name} backend is not implemented yet") from None
+        raise BackendError(f"the {name} backend needs {e.name}, which is not installed") from None
+
+
+def default_backend() -> str:
+    """The backend ``vm run`` uses: ``VMLANG_BACKEND`` if set, else numpy (the only one so far)."""
+    return os.environ.get("VMLANG_BACKEND", "numpy")
