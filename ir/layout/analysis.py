@@ -239,14 +239,14 @@ def bank_conflicts(tv, mem, elem_bits: int | None = None, bits: int | None = Non
     g = np.broadcast_to(group[:, :, None], words.shape).ravel()
     w = words.ravel()
     pairs = np.unique(np.stack([g, w], axis=1), axis=0)               # distinct (phase, word)
-    ng = int(group.max()) + 1
+    nwarps = -(-T // 32)
+    phases = 32 // per_phase
+    ng = nwarps * n * phases
     bank_key = pairs[:, 0] * 32 + pairs[:, 1] % 32
     per_bank = np.bincount(bank_key, minlength=ng * 32).reshape(ng, 32)
     wave = per_bank.max(axis=1)
     distinct = np.bincount(pairs[:, 0], minlength=ng)
     ideal = -(-distinct // 32)
-    nwarps = -(-T // 32)
-    phases = 32 // per_phase
     wave = wave.reshape(nwarps, n, phases).sum(axis=2)
     ideal = ideal.reshape(nwarps, n, phases).sum(axis=2)
     return BankConflicts(bits, tuple(tuple(int(x) for x in r) for r in wave),
