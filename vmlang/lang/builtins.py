@@ -387,7 +387,7 @@ def _lookup(lw, call):
         lw.error(f"lookup table must be a 1-d tile, got shape {list(table.shape)}", a["table"].loc)
     if not (codes.dtype.is_int or codes.dtype.nbits <= 8) or codes.dtype == D.float32:
         lw.error(f"lookup codes must be integers or codes of at most 8 bits, not {codes.dtype}", a["codes"].loc)
-    if codes.dtype.nbits <= 8 and (1 << codes.dtype.nbits) > table.shape[0] and not codes.dtype.is_signed:
+    if not _is_compute(codes.dtype) and (1 << codes.dtype.nbits) > table.shape[0]:  # raw storage codes
         lw.error(f"a {codes.dtype} code can be up to {(1 << codes.dtype.nbits) - 1} but the table has only "
                  f"{table.shape[0]} entries", call.loc)
     return emit(lw, N.Lookup, codes.type.with_(dtype=table.dtype, layout=None), table, codes, loc=call.loc)
@@ -432,6 +432,10 @@ def _where(lw, call):
 def _compute():
     from vmlang.ir.types import COMPUTE
     return COMPUTE
+
+
+def _is_compute(dt) -> bool:
+    return dt in _compute()
 
 
 _REDUCE = {"sum": N.Sum, "max": N.ReduceMax, "min": N.ReduceMin}

@@ -190,7 +190,10 @@ class Lowerer:
         self.error("expected a size expression (+ - * / %, cdiv, min, max over sizes and constants)", e.loc)
 
     def static_int(self, e: A.Expr, what: str) -> int:
-        v = self.const_eval(e)
+        try:
+            v = self.const_eval(e)
+        except VMTypeError as err:
+            raise VMTypeError(f"{what} must be a compile-time integer: {err.message}", err.loc) from None
         if isinstance(v, bool) or not isinstance(v, int):
             self.error(f"{what} must be a compile-time integer, got {v!r}", e.loc)
         return v
