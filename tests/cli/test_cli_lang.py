@@ -1,0 +1,64 @@
+"""vm check / run / compile on the examples, and their error handling."""
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vmlang.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GEMV = str(ROOT / "examples" / "gemv_w4a16.vm")
+
+
+def test_run_prints_summary_and_saves(tmp_path, capsys):
+    out = tmp_path / "o.npz"
+    assert main(["run", GEMV, "-D", "M=3", "-D", "N=100", "-D", "K=300", "--seed", "1", "--save", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "gemv_w4a16 on numpy" in text and "y: float16[3, 100]" in text
+    saved = np.load(out)
+    x, w, s, y = (saved[n] for n in ("x", "w", "s", "y"))
+    assert w.shape == (300, 100) and s.shape == (3, 100)
+    ref = x.astype(np.float64) @ (w * np.repeat(s.astype(np.float64), 128, axis=0)[:300])
+    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=2e-2, atol=2e-2 * np.abs(ref).max())
+    # same seed, same inputs and outputs
+    out2 = tmp_path / "o2.npz"
+    assert main(["run", GEMV, "-D", "M=3", "-D", "N=100", "-D", "K=300", "--seed", "1", "--save", str(out2)]) == 0
+    np.testing.assert_array_equal(np.load(out2)["y"], y)
+
+
+def test_compile_ir_reparses(tmp_path, capsys):
+    assert main(["compile", GEMV, "--target", "ir", "-D", "BN=64"]) == 0
+    text = capsys.readouterr().out
+    assert "kernel gemv_w4a16<BN = 64, G = 128>" in text
+    p = tmp_path / "printed.vm"
+    p.write_text(text)
+    assert main(["check", str(p)]) == 0
+    assert "kernel gemv_w4a16: ok" in capsys.readouterr().out
+    assert main(["compile", str(p), "--target", "ir"]) == 0
+    assert capsys.readouterr().out == text
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", GEMV, "-D", "M=1", "-D", "N=64"], "size K of parameter x is not given: pass -D K="),
+    (["run", GEMV, "-D", "M=oops"], "-D M: 'oops' is not a number"),
+    (["run", "/nonexistent.vm"], "cannot read /nonexistent.vm"),
+    (["run", GEMV, "-D", "M=1", "-D", "N=8", "-D", "K=8", "--backend", "cuda"], "unknown backend 'cuda'"),
+    (["compile", GEMV, "--target", "ptx"], "the ptx backend is not implemented yet"),
+])
+def test_cli_errors(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_runtime_error_points_at_source(tmp_path):
+    f = tmp_path / "oob.vm"
+    f.write_text("kernel k(x: f32[N] global) grid(1) {\n    a = load(x[0 : +8], masked=false);\n"
+                 "    store(x[0 : +8], a);\n}\n")
+    r = subprocess.run([sys.executable, "-m", "vmlang", "run", str(f), "-D", "N=5"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{f}:2:9: error: out-of-bounds read of x[5] (shape [5])" in r.stderr
+    assert "masked=false" in r.stderr  # the source line is shown
