@@ -10,3 +10,4 @@ from .tv import (TVLayout, spatial, local, replicate, tv_product, MMA_M16N8K16_A
                  MMA_M16N8K16_C)
 from .analysis import (VectorAccess, BankConflicts, SharedChoice, vector_bits, check_view, view_error,
                        bank_conflicts, choose_shared_layout, thread_bits)
+from .text import parse_any, grid, render_text
