@@ -100,8 +100,8 @@ class MemLayout:
     def __post_init__(self):
         if not isinstance(self.layout, Layout):
             raise LayoutError(f"MemLayout needs a Layout, got {self.layout!r}")
-        if not it.is_int(self.elem_bits) or not 1 <= self.elem_bits <= 64:
-            raise LayoutError(f"MemLayout elem_bits must be an integer in 1..64, got {self.elem_bits!r}")
+        if not it.is_int(self.elem_bits) or not 1 <= self.elem_bits <= 1024:
+            raise LayoutError(f"MemLayout elem_bits must be an integer in 1..1024, got {self.elem_bits!r}")
 
     @property
     def size(self) -> int:
