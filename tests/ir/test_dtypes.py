@@ -6,7 +6,6 @@ independently of vmlang.ir.floatcodec: plain Python integers, Fractions and per-
 from __future__ import annotations
 
 import math
-import warnings
 import re
 from fractions import Fraction
 
@@ -129,7 +128,9 @@ def test_float32_decode_samples():
     got = vm.float32.decode(codes)
     for c, g in zip(codes.tolist(), got.tolist()):
         assert same(g, as_float(ref_decode("float32", c)))
-    np.testing.assert_array_equal(got, codes.astype(np.uint32).view(np.float32).astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        ref = codes.astype(np.uint32).view(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(got, ref)
 
 
 @pytest.mark.parametrize("name,mlname", [
@@ -148,7 +149,8 @@ def test_decode_against_ml_dtypes(name, mlname):
             raw = np.where(codes >= 2 ** (t.nbits - 1), codes - 2 ** t.nbits, codes).astype(np.int8).view(np.uint8)
         ref = raw.view(mt).astype(np.float64)
     else:
-        ref = codes.astype(np.uint8 if t.nbits == 8 else np.uint16).view(mt).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            ref = codes.astype(np.uint8 if t.nbits == 8 else np.uint16).view(mt).astype(np.float64)
     np.testing.assert_array_equal(t.decode(codes), ref)
     # encode agrees with ml_dtypes' own rounding on every representable value
     finite = np.isfinite(ref)
