@@ -344,7 +344,7 @@ class Binary(Instr):
         name = type(self).__name__.lower()
         da, db = self.a.dtype, self.b.dtype
         _need(da == db, self.loc, f"{name} operands have different dtypes {da} and {db}: cast one")
-        ok = is_compute(da) or (da == BOOL and self.kinds == "int")
+        ok = is_compute(da) or (da == BOOL and (self.kinds == "int" or type(self).__name__ in ("Eq", "Ne")))
         _need(ok, self.loc, f"{name} needs a compute dtype; {da} is a storage type: cast it first")
         _need(self.kinds != "int" or da.is_int, self.loc, f"{name} needs integer operands, got {da}")
         _result_like(self.out, shape, BOOL if self.compare else da, self.loc, name)

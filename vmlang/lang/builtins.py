@@ -198,6 +198,9 @@ def _load(lw, call):
     a = args_of(lw, call, ["ref"], {"fill": None, "masked": True})
     src, index = ref_arg(lw, a["ref"], "load")
     masked = bool_arg(lw, a["masked"], "masked")
+    if not src.is_global and a["masked"] is not True:
+        lw.error("masked= applies to loads of global tensors (a tile read out of bounds is always an error)",
+                 a["masked"].loc)
     fill = None
     if a["fill"] is not None:
         if not src.is_global:

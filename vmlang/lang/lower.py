@@ -121,9 +121,10 @@ class Lowerer:
             self.error(f"tensor parameter {p.name} needs at least one dimension", t.loc)
         dims = []
         for axis, d in enumerate(t.dims):
-            if isinstance(d, A.Name) and d.id not in self.consts and d.id not in self.symbols:
+            if isinstance(d, A.Name) and d.id not in self.consts and d.id not in self.symbols \
+                    and d.id not in self.scalar_params:
                 if d.id in self.env:
-                    self.error(f"{d.id} is a parameter, not a size symbol", d.loc)
+                    self.error(f"{d.id} is a tensor parameter, not a size", d.loc)
                 self.symbols[d.id] = (index, axis)
                 dims.append(SymVar(d.id))
             else:
@@ -412,8 +413,14 @@ class Lowerer:
     def expr_UnaryOp(self, e: A.UnaryOp):
         x = self.expr(e.operand)
         if isinstance(x, Weak):
+            if isinstance(x.value, bool):
+                if e.op == "-":
+                    self.error("unary - does not apply to a bool", e.loc)
+                return Weak(not x.value, e.loc)
+            if e.op == "not":
+                self.error(f"not needs a bool operand, got {x.value!r}", e.loc)
             try:
-                return Weak({"-": operator.neg, "~": operator.invert, "not": operator.not_}[e.op](x.value), e.loc)
+                return Weak({"-": operator.neg, "~": operator.invert}[e.op](x.value), e.loc)
             except TypeError:
                 self.error(f"operator {e.op} does not apply to {x.value!r}", e.loc)
         if e.op == "not":
@@ -430,6 +437,9 @@ class Lowerer:
 
     def binop(self, op: str, a, b, loc):
         if isinstance(a, Weak) and isinstance(b, Weak):
+            bools = isinstance(a.value, bool) + isinstance(b.value, bool)
+            if bools == 1 or (bools == 2 and op not in ("and", "or", "&", "|", "^", "==", "!=")):
+                self.error(f"operator {op} does not apply to {a.value!r} and {b.value!r}", loc)
             if op in ("and", "or"):
                 return Weak((a.value and b.value) if op == "and" else (a.value or b.value), loc)
             try:

@@ -32,7 +32,8 @@ Operand = Union[N.Value, Weak]
 
 
 def const_of(lw, w: Weak, dtype) -> N.Value:
-    """Materialise a weak literal as a scalar of ``dtype``; the value must be representable exactly."""
+    """Materialise a weak literal as a scalar of ``dtype``: integers must fit exactly; floats round to the
+    nearest value of ``dtype`` (ties to even) and must not overflow it."""
     v = w.value
     if dtype.is_int:
         if isinstance(v, float) and not float(v).is_integer():
@@ -46,11 +47,10 @@ def const_of(lw, w: Weak, dtype) -> N.Value:
             code = dtype.encode([float(v)])
         except ValueError as e:
             raise VMTypeError(f"literal {v!r} cannot be represented as {dtype}: {e}", w.loc) from None
-        exact = float(dtype.decode(code)[0])
-        if exact != float(v):
-            raise VMTypeError(f"literal {v!r} is not exactly representable as {dtype} "
-                              f"(nearest is {exact!r})", w.loc)
-        v = float(v)
+        r = float(dtype.decode(code)[0])  # rounded to nearest even, like a C literal
+        if r in (float("inf"), float("-inf")) and abs(float(v)) != float("inf"):
+            raise VMTypeError(f"literal {v!r} cannot be represented as {dtype}: it overflows to {r}", w.loc)
+        v = r
     saved = lw.b.loc
     lw.b.loc = w.loc
     try:
