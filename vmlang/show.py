@@ -66,7 +66,8 @@ def show(layout, path=None, *, elem_bits: int | None = None, shared: bool | None
     cw = max(0.34, 0.072 * longest * font / 8 + 0.14)
     ch = 0.3
     margin_l, margin_t, margin_b = 0.45, 0.75, 0.2
-    width = margin_l + g.cols * cw + 0.2
+    heading = title or g.title
+    width = max(margin_l + g.cols * cw + 0.2, 0.35 + 0.084 * len(heading))
     height = margin_t + g.rows * ch + margin_b
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
@@ -87,7 +88,7 @@ def show(layout, path=None, *, elem_bits: int | None = None, shared: bool | None
     for r in range(g.rows):
         ax.text(margin_l - 0.08, margin_t + (r + 0.5) * ch, str(r), ha="right", va="center", fontsize=7,
                 color="0.35")
-    ax.text(0.12, 0.3, title or g.title, ha="left", va="center", fontsize=10, family="monospace")
+    ax.text(0.12, 0.3, heading, ha="left", va="center", fontsize=10, family="monospace")
     meta = {"svg": {"Date": None}, "png": {"Software": None}, "pdf": {"CreationDate": None}}
     with matplotlib.rc_context({"svg.hashsalt": "vmlang", "svg.fonttype": "none"}):
         fig.savefig(str(path), dpi=dpi, metadata=meta[suffix[1:]])

@@ -69,7 +69,7 @@ def test_recast_is_exact_or_raises(L, f, t):
     SR = leaves(R.shape)
     assert R.size * t == L.size * f
     tr = bf_table(R.shape, R.stride)
-    kk = next(j for j, (s, d) in enumerate(zip(SR, leaves(R.stride))) if d == 1) if up > 1 else None
+    kk = k                                          # the contiguous leaf of the spec joins the units
     for i, off in enumerate(tr):
         crd, r = [], i
         for s in SR:
