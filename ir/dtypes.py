@@ -115,7 +115,7 @@ def _value_table(dt: DType) -> np.ndarray:
 _INT_BITS = tuple(range(1, 9)) + (16, 32)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class IntType(DType):
     """An integer type of ``bits`` bits, two's complement when ``signed``.
 
@@ -181,7 +181,7 @@ _FLOAT_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class FloatType(DType):
     """A binary float with ``exp`` exponent and ``man`` mantissa bits (bias ``2**(exp-1) - 1``).
 
@@ -273,7 +273,7 @@ class FloatType(DType):
         return fc.encode(v, self.exp, self.man, self.flavor, self.signed, saturate, self.name)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class CodebookType(DType):
     """A codebook: code ``i`` means ``values[i]`` (exact float32 values, sorted ascending).
 
