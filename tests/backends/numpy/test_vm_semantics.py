@@ -258,7 +258,8 @@ def test_cast_f32_to_f16_rounds_to_nearest_even():
     assert (x[:11].astype(np.float64) == np.array(vals[:11])).all()   # the ties are exact in f32
     y = np.zeros(len(vals), np.float16)
     run(cast_src("f32", "f16", len(vals)), x, y)
-    want = x.astype(np.float16)        # NumPy: IEEE round to nearest even
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16)    # NumPy: IEEE round to nearest even
     np.testing.assert_array_equal(y.view(np.uint16), want.view(np.uint16))
     # spelled out for the ties: to the even significand
     assert y[0] == 1.0 and y[1] == 1 + 2 * ulp1 and y[3] == 2.0 and y[4] == 2 + 4 * ulp1
@@ -346,14 +347,21 @@ def test_cast_int_to_f16_rounds_to_nearest_even():
     x = np.array([2049, 2051, 4097, 4099, 4101, 65519, 65520, -2049, 7], np.int32)
     y = np.zeros(len(x), np.float16)
     run(cast_src("i32", "f16", len(x)), x, y)
-    np.testing.assert_array_equal(y, x.astype(np.float64).astype(np.float16))
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(y, x.astype(np.float64).astype(np.float16))
 
 
-def test_cast_int4_to_f32_and_nf4_decoding():
-    vals = np.arange(-8, 8)
+def test_cast_int4_and_nf4_to_f32():
+    codes = RNG.permutation(16)
     y = np.zeros(16, np.float32)
-    run(cast_src("int4", "f32", 16), vm.Tensor.from_values(vals, vm.int4), y)
-    np.testing.assert_array_equal(y, vals)
+    run(cast_src("int4", "f32", 16), vm.Tensor.from_codes(codes, vm.int4), y)
+    np.testing.assert_array_equal(y, np.where(codes >= 8, codes - 16, codes))      # two's complement
+    run(cast_src("nf4", "f32", 16), vm.Tensor.from_codes(codes, vm.nf4), y)
+    nf4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+           -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+           0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+           0.7229568362236023, 1.0]                                                # bitsandbytes NF4
+    np.testing.assert_array_equal(y, np.array(nf4, np.float32)[codes])
 
 
 # ==================================================================================== integers
@@ -399,7 +407,7 @@ def test_int_division_truncates_toward_zero():
     a[:4], b[:4] = [7, -7, 7, -7], [2, 2, -2, -2]
     q = binop("/", a, b, "i32")
     r = binop("%", a, b, "i32")
-    want_q = [int(x / y) if abs(x) < 2**52 else None for x, y in zip(a.tolist(), b.tolist())]  # trunc
+    want_q = [math.trunc(x / y) for x, y in zip(a.tolist(), b.tolist())]   # exact: |x| < 2**53
     np.testing.assert_array_equal(q, want_q)
     np.testing.assert_array_equal(r, [x - y * w for x, y, w in zip(a.tolist(), b.tolist(), want_q)])
     np.testing.assert_array_equal(r, np.fmod(a, b))                     # C remainder: sign of a
@@ -799,7 +807,7 @@ kernel k(y: i32[1] global, step: i32) grid(1) {
 
 def test_if_else_with_results():
     src = """
-kernel k(x: f32[N] global, y: f32[N] global, flags: i32[2] global) grid(cdiv(N, 4)) {
+kernel k(x: f32[N] global, y: f32[N] global) grid(cdiv(N, 4)) {
     i = block.x * 4;
     v = load(x[i : +4]);
     sign = 0;
@@ -816,7 +824,7 @@ kernel k(x: f32[N] global, y: f32[N] global, flags: i32[2] global) grid(cdiv(N, 
 }"""
     x = RNG.standard_normal(22).astype(np.float32)
     y = np.zeros(22, np.float32)
-    run(src, x, y, np.zeros(2, np.int32))
+    run(src, x, y)
     want = np.empty_like(x)
     for bx in range(6):
         v = x[4 * bx: 4 * bx + 4]
@@ -883,3 +891,167 @@ kernel k(x: f32[M, N] global, y: f32[M, N] global, alpha: f32, shift: i32) grid(
     run(src, x, y, 0.75, 3)
     want = x * np.float32(0.75) + (np.arange(5, dtype=np.float32) * 3)[:, None]
     np.testing.assert_array_equal(y, want)
+
+
+# ==================================================================================== more memory
+def test_scalar_loads_and_stores():
+    src = """
+kernel k(x: f32[N] global, y: f32[3] global, i: i32) grid(1) {
+    a = load(x[i]);                  // a scalar
+    b = load(x[i + 100], fill=2.5);  // outside: the fill
+    store(y[0], a * 2.0);
+    store(y[1], b);
+    store(y[i + 100], a);            // outside: skipped
+}"""
+    x = RNG.standard_normal(4).astype(np.float32)
+    y = np.full(3, 9.0, np.float32)
+    run(src, x, y, 2)
+    np.testing.assert_array_equal(y, [x[2] * np.float32(2), 2.5, 9.0])
+
+
+def test_out_of_bounds_write_of_a_tile_is_an_error():
+    src = """
+kernel k(y: f32[4] global, off: i32) grid(1) {
+    t = zeros(f32, [8]);
+    store(t[off : +4], full(f32, [4], 1.0));   // HERE
+    store(y[0 : +4], t[4 : +4]);
+}"""
+    y = np.zeros(4, np.float32)
+    run(src, y, 3)
+    np.testing.assert_array_equal(y, [1, 1, 1, 0])
+    raises_at(src, "// HERE", "out-of-bounds write of tile", y, 5)
+
+
+@pytest.mark.parametrize("t, npt", [("f32", np.float32), ("i32", np.int32)])
+def test_atomic_add_accumulates_across_blocks(t, npt):
+    src = f"""
+kernel k(x: {t}[B, 6] global, y: {t}[6] global) grid(B) {{
+    atomic_add(y[0 : +6], load(x[block.x, 0 : +6]));
+}}"""
+    if npt is np.int32:
+        x = RNG.integers(-2**31, 2**31, (5, 6)).astype(np.int32)
+        want = ((x.astype(np.int64).sum(0) + 7 + 2**31) % 2**32) - 2**31    # wraps
+    else:
+        x = RNG.integers(-1000, 1000, (5, 6)).astype(np.float32) / np.float32(8)   # sums exact in f32
+        want = x.astype(np.float64).sum(0) + 7
+    y = np.full(6, 7, npt)
+    run(src, x, y)
+    np.testing.assert_array_equal(y, want)
+
+
+def test_integer_division_by_a_default_fill_errors_on_padding_lanes():
+    """Padding lanes are ordinary lanes after the load: an integer division by a masked load's default
+    fill (0) fails at an edge tile although those lanes are never stored; fill=1 avoids it."""
+    src = """
+kernel k(a: i32[N] global, b: i32[N] global, c: i32[N] global) grid(cdiv(N, 8)) {
+    i = block.x * 8;
+    store(c[i : +8], load(a[i : +8]) / load(b[i : +8]FILL));   // HERE
+}"""
+    a = RNG.integers(-100, 100, 10).astype(np.int32)
+    b = RNG.integers(1, 9, 10).astype(np.int32)
+    c = np.zeros(10, np.int32)
+    raises_at(src.replace("FILL", ""), "// HERE", "division by zero", a, b, c)
+    run(src.replace("FILL", ", fill=1"), a, b, c)
+    np.testing.assert_array_equal(c, [int(x / y) for x, y in zip(a.tolist(), b.tolist())])
+
+
+# ==================================================================================== tables, math
+def codebook_reference(of):
+    i = np.arange(1 << vm.dtype(of).nbits)
+    if of == "int4":
+        return ((i + 8) % 16) - 8.0
+    if of == "uint2":
+        return i.astype(np.float64)
+    md = {"float4_e2m1": ml_dtypes.float4_e2m1fn, "float8_e4m3": ml_dtypes.float8_e4m3fn,
+          "float8_e5m2": ml_dtypes.float8_e5m2, "float8_e8m0": ml_dtypes.float8_e8m0fnu}[of]
+    return i.astype(np.uint8).view(md).astype(np.float64)
+
+
+@pytest.mark.parametrize("of, dt, npt", [("int4", "f32", np.float32), ("uint2", "f16", np.float16),
+                                         ("float4_e2m1", "f16", np.float16), ("float8_e4m3", "f32", np.float32),
+                                         ("float8_e5m2", "f16", np.float16), ("float8_e8m0", "f32", np.float32)])
+def test_codebook_tables(of, dt, npt):
+    n = 1 << vm.dtype(of).nbits
+    src = f"""
+kernel k(y: {dt}[{n}] global) grid(1) {{
+    store(y[0 : +{n}], codebook({of}, {dt}));
+}}"""
+    y = np.zeros(n, npt)
+    run(src, y)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(y, codebook_reference(of).astype(npt))
+
+
+def test_log_sqrt_special_values():
+    src = """
+kernel k(x: f32[4] global, l: f32[4] global, s: f32[4] global) grid(1) {
+    t = load(x[0 : +4]);
+    store(l[0 : +4], log(t));
+    store(s[0 : +4], sqrt(t));
+}"""
+    x = np.array([0.0, -1.0, 1.0, np.inf], np.float32)
+    l, s = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    run(src, x, l, s)
+    np.testing.assert_array_equal(l, [-np.inf, np.nan, 0.0, np.inf])
+    np.testing.assert_array_equal(s, [0.0, np.nan, 1.0, np.inf])
+
+
+# ==================================================================================== known VM bugs
+# Each test below states the documented semantics (vmlang/ir/nodes.py) and fails on the current VM;
+# see the report of the examples/tests task for the minimal reproductions.
+
+@pytest.mark.xfail(strict=True, reason="Sum accumulates in float64 (np.sum), which is not the exact sum "
+                                       "its docstring promises: [2^60, 1, -2^60] sums to 0, not 1")
+def test_sum_is_exact_even_with_cancellation():
+    src = """
+kernel k(x: f32[3] global, y: f32[1] global) grid(1) {
+    store(y[0 : +1], broadcast(sum(load(x[0 : +3])), [1]));
+}"""
+    x = np.array([2.0 ** 60, 1.0, -2.0 ** 60], np.float32)
+    y = np.zeros(1, np.float32)
+    run(src, x, y)
+    assert y[0] == np.float32(math.fsum(x.astype(np.float64)))   # = 1.0
+
+
+@pytest.mark.xfail(strict=True, reason="Dot sums f16 products in float64 (matmul), not exactly as its "
+                                       "docstring says: 65504*65504 + 2^-24*2^-24 - 65504*65504 gives 0")
+def test_dot_f16_is_exact_even_with_cancellation():
+    a = np.array([[65504.0, 2.0 ** -24, 65504.0]], np.float16)
+    b = np.array([[65504.0], [2.0 ** -24], [-65504.0]], np.float16)
+    c = np.zeros((1, 1), np.float32)
+    d = np.zeros((1, 1), np.float32)
+    run(DOT.format(t="f16", acc="f32", m=1, n=1, k=3), a, b, c, d)
+    assert d[0, 0] == np.float32(2.0 ** -48)
+
+
+@pytest.mark.xfail(strict=True, reason="Where merges the poison masks of both branches, so lanes taken "
+                                       "from the initialised branch are reported as uninitialised")
+def test_where_takes_poison_only_from_the_selected_branch():
+    src = """
+kernel k(y: f32[8] global) grid(1) {
+    t = empty(f32, [8]);
+    store(t[0 : +4], full(f32, [4], 1.5));
+    store(y[0 : +8], where(arange(8) < 4, t, 0.0));
+}"""
+    y = np.full(8, 9.0, np.float32)
+    run(src, y)
+    np.testing.assert_array_equal(y, [1.5] * 4 + [0.0] * 4)
+
+
+@pytest.mark.xfail(strict=True, reason="Shl's docstring says a shift by < 0 gives 0, the VM raises "
+                                       "'negative shift amount' (Shr documents the error)")
+def test_shl_by_a_negative_amount_gives_zero():
+    c = binop("<<", np.array([8, 8], np.int32), np.array([1, -1], np.int32), "i32")
+    np.testing.assert_array_equal(c, [16, 0])
+
+
+@pytest.mark.xfail(strict=True, reason="the lowering casts a shift amount to the shifted dtype with "
+                                       "wrap-around: i8 << 256 (an i32 amount) shifts by 0, u8 >> -1 by 255")
+def test_shift_amount_of_a_wider_type_keeps_its_value():
+    src = """
+kernel k(x: i8[2] global, s: i32[2] global, y: i8[2] global) grid(1) {
+    store(y[0 : +2], load(x[0 : +2]) << load(s[0 : +2]));
+}"""
+    y = np.zeros(2, np.int8)
+    run(src, np.array([1, 1], np.int8), np.array([256, 3], np.int32), y)
+    np.testing.assert_array_equal(y, [0, 8])          # a shift by >= the width gives 0
