@@ -301,6 +301,17 @@ def test_softmax_rows_sum_to_one():
     np.testing.assert_allclose(y.astype(np.float64).sum(axis=1), 1.0, atol=300 * U16)
 
 
+def test_empty_sizes():
+    """Zero-length axes: no blocks, or loops that run zero times (C = A @ B with K = 0 is all zeros)."""
+    add = NP.compile(compile_example("vector_add"))
+    z = np.zeros(0, np.float16)
+    add(np.zeros(0, np.float16), np.zeros(0, np.float16), z)
+    c = np.full((3, 5), np.nan, np.float16)
+    NP.compile(compile_example("matmul_f16"))(np.zeros((3, 0), np.float16), np.zeros((0, 5), np.float16), c)
+    np.testing.assert_array_equal(c, 0.0)
+    NP.compile(compile_example("softmax"))(np.zeros((2, 0), np.float16), np.zeros((2, 0), np.float16))
+
+
 def test_requirements_checked_at_compile_time():
     """The assume() lines of the examples reject bad tile sizes when compiling, with the location."""
     with pytest.raises(vm.VMTypeError, match="assumption is false") as e:
