@@ -42,11 +42,13 @@ def _check_value_type(kernel, v: N.Value, ins):
     if isinstance(t, GlobalType) and ins is not None:
         raise VerifyError(f"instruction {type(ins).__name__} defines a global tensor", ins.loc)
     if isinstance(t, TileType) and t.layout is not None:
+        from .layout import Layout, MemLayout, TVLayout
         lay = t.layout
-        size = getattr(lay, "size", None)
-        n = size() if callable(size) else size
-        if n is None:
-            raise VerifyError(f"tile %{v.id} has a layout that is not a Layout: {lay!r}", ins.loc if ins else None)
+        if not isinstance(lay, (Layout, MemLayout, TVLayout)):
+            raise VerifyError(f"tile %{v.id} has a layout that is not a layout: {lay!r}", ins.loc if ins else None)
+        if isinstance(lay, TVLayout) and tuple(lay.tile) != tuple(t.shape):
+            raise VerifyError(f"tile %{v.id} of shape {list(t.shape)} has a register layout of tile {lay.tile}",
+                              ins.loc if ins else None)
 
 
 def _use(v: N.Value, scope: set, ins):

@@ -85,3 +85,19 @@ def test_constructors_validate():
         N.Dot(_f32(3, (4, 4)), a, N.Value(2, TileType(vm.f16, (8, 4))), N.Value(4, TileType(vm.f16, (4, 4))))
     with pytest.raises(vm.VMTypeError, match="tile lives in"):
         TileType(vm.f32, (4,), space="global")
+
+
+def test_layout_annotation_round_trips_and_runs():
+    import numpy as np
+    src = """kernel k(x: f32[N] global, y: f32[N] global) grid(1) {
+      a: f32[16, 8] register layout("((4,8),(2,2)):((32,1),(16,8)) -> (16,8)") = reshape(load(x[0 : +128]), [16, 8]);
+      store(y[0 : +128], reshape(a, [128]));
+    }"""
+    k = vm.compile_source(src)
+    text = print_kernel(k)
+    assert 'layout("((4,8),(2,2)):((32,1),(16,8)) -> (16,8)")' in text
+    assert print_kernel(vm.compile_source(text)) == text
+    x = np.arange(1, 129, dtype=np.float32)
+    y = np.zeros(128, np.float32)
+    vm.backend("numpy").compile(k)(x, y)
+    np.testing.assert_array_equal(x, y)

@@ -52,6 +52,9 @@ CASES = [
     ("a = empty(f32, [0]);", "2:17", r"tile dimensions must be positive"),
     ("a = load(x[0 : +4]) & load(x[0 : +4]);", "2:5", r"needs integer \(or bool\) operands"),
     ("a = sqrt(zeros(int32, [4]));", "2:10", r"sqrt needs a float operand, got int32"),
+    ('a: register layout("((4,8),(2,2)):((32,1),(16,8)) -> (16,8)") = zeros(f32, [8, 16]);', "2:20",
+     r"register layout maps onto a tile of shape \[16, 8\], but the value has shape \[8, 16\]"),
+    ('a: register layout("(4,8):(1,") = zeros(f32, [4]);', "2:20", r"bad layout"),
 ]
 
 

@@ -248,18 +248,19 @@ class Lowerer:
         layout = v.type.layout
         if t.layout is not None:
             layout = self.parse_layout(t.layout, t.layout_loc or t.loc)
+            tile = getattr(layout, "tile", None)
+            if tile is not None and tuple(tile) != tuple(v.shape):
+                self.error(f"the register layout maps onto a tile of shape {list(tile)}, but the value has shape "
+                           f"{list(v.shape)}", t.layout_loc or t.loc)
         new = v.type.with_(space=t.space or v.type.space, layout=layout)
         if new == v.type:
             return v
         return self.b.emit(lambda out: N.ConvertLayout(out, v, loc=t.loc), new)
 
     def parse_layout(self, text: str, loc):
+        from vmlang.ir.layout import parse_any
         try:
-            from vmlang.ir.layout import Layout
-        except ImportError:  # pragma: no cover - the layout package ships with vmlang
-            self.error("layout annotations need vmlang.ir.layout", loc)
-        try:
-            return Layout.parse(text)
+            return parse_any(text)
         except VMError as e:
             raise VMTypeError(f"bad layout {text!r}: {e.message}", loc) from None
         except Exception as e:  # noqa: BLE001 - any parse failure is the user's layout text
