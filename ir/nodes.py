@@ -664,8 +664,9 @@ class Reduce(Instr):
 
 
 class Sum(Reduce):
-    """Sum along the axis. The VM adds exactly (float64, or Python ints) and rounds once to the
-    dtype; compiled backends may add in any order (compare within the reduction tolerance)."""
+    """Sum along the axis. The VM computes the exactly rounded sum (math.fsum; integers exactly, then
+    wrapped) and rounds once to the dtype; compiled backends may add in any order (compare within the
+    reduction tolerance)."""
     __slots__ = ()
 
 
@@ -682,8 +683,9 @@ class ReduceMin(Reduce):
 @dataclass(frozen=True, slots=True)
 class Dot(Instr):
     """``out = a @ b + acc`` for a ``[M, K]``, b ``[K, N]``, acc ``[M, N]``. a and b are f16, bf16,
-    f32 or int8 (same dtype); acc is f32 (floats) or int32 (int8). The VM computes the products and
-    sums exactly (float64) and rounds once to acc's dtype."""
+    f32 or int8 (same dtype); acc is f32 (floats) or int32 (int8). The VM computes the exact sum of
+    the products and acc (products are exact in float64; the sum is exactly rounded with fsum) and
+    rounds once to acc's dtype; compiled backends may accumulate in any order."""
     out: Value
     a: Value
     b: Value

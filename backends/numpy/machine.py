@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import math
+
 import numpy as np
 
 from vmlang.ir import dtypes as D
@@ -180,8 +182,12 @@ def _write(f, i, combine):
     grids, valid = _positions(f, i, i.index, arr.shape)
     if not valid.all() and not i.masked:
         raise _describe_oob(i, "write of", i.dst.name, grids, valid, arr.shape)
-    val = f.clean(i.value, i, type(i).__name__.lower())
-    val = np.broadcast_to(val, _kept_shape(i.index)).reshape(valid.shape)
+    raw = f.get(i.value)
+    if isinstance(raw, Poisoned):
+        pv = np.broadcast_to(raw.valid, _kept_shape(i.index)).reshape(valid.shape)
+        if not pv[valid].all():
+            f.clean(i.value, i, type(i).__name__.lower())   # raises, naming the origin
+    val = np.broadcast_to(data_of(raw), _kept_shape(i.index)).reshape(valid.shape)
     sel = tuple(np.broadcast_to(g, valid.shape)[valid] for g in grids)
     arr[sel] = combine(arr[sel], val[valid])
 
@@ -291,9 +297,7 @@ def _binary(f, i):
         elif cls is N.Mod:
             r = x - y * _trunc_div(f, i, x, y)
         elif cls is N.Shl:
-            if np.any(y < 0):
-                raise VMRuntimeError("negative shift amount", i.loc)
-            r = np.where(y >= dt.nbits, 0, x << np.minimum(y, 63))
+            r = np.where((y >= dt.nbits) | (y < 0), 0, x << np.clip(y, 0, 63))
         elif cls is N.Shr:
             if np.any(y < 0):
                 raise VMRuntimeError("negative shift amount", i.loc)
@@ -340,8 +344,9 @@ def _unary(f, i):
 @evaluate(N.Where)
 def _where(f, i):
     C, A, B = f.get(i.cond), f.get(i.a), f.get(i.b)
-    r = np.where(np.asarray(data_of(C), bool), data_of(A), data_of(B)).astype(AR.repr_dtype(i.out.dtype))
-    f.set(i.out, merge_valid(r, C, A, B))
+    cond = np.asarray(data_of(C), bool)
+    r = np.where(cond, data_of(A), data_of(B)).astype(AR.repr_dtype(i.out.dtype))
+    f.set(i.out, merge_valid(r, C, A, B, fn=lambda vc, va, vb: vc & np.where(cond, va, vb)))
 
 
 # ----------------------------------------------------------------------------------------- conversions
@@ -400,6 +405,13 @@ RULES[N.ConvertLayout] = _shape_rule(lambda x, i: x)
 
 
 # ----------------------------------------------------------------------------------------- reductions
+def _exact_sum(x: np.ndarray, axis: int) -> np.ndarray:
+    """The exactly rounded float64 sum along ``axis`` (math.fsum), then one rounding by the caller."""
+    if not np.isfinite(x).all():   # Inf/NaN follow IEEE addition
+        return np.sum(x, axis=axis)
+    return np.apply_along_axis(math.fsum, axis, x) if x.shape[axis] else np.sum(x, axis=axis)
+
+
 @evaluate(N.Sum, N.ReduceMax, N.ReduceMin)
 def _reduce(f, i):
     X = f.get(i.x)
@@ -407,9 +419,13 @@ def _reduce(f, i):
     dt = i.x.dtype
     cls = type(i)
     if dt.is_float:
-        fn = {N.Sum: np.sum, N.ReduceMax: np.fmax.reduce, N.ReduceMin: np.fmin.reduce}[cls]
+        xf = np.asarray(x, np.float64)
         with np.errstate(all="ignore"):
-            r = AR.round_float(dt, fn(np.asarray(x, np.float64), axis=i.axis))
+            if cls is N.Sum:
+                r = AR.round_float(dt, _exact_sum(xf, i.axis))
+            else:
+                fn = np.fmax.reduce if cls is N.ReduceMax else np.fmin.reduce
+                r = AR.round_float(dt, fn(xf, axis=i.axis))
     elif dt == BOOL:
         raise VMRuntimeError("cannot reduce bool tiles", i.loc)
     else:
@@ -425,9 +441,13 @@ def _dot(f, i):
         r = np.asarray(data_of(A), np.int64) @ np.asarray(data_of(B), np.int64) + np.asarray(data_of(C), np.int64)
         r = AR.wrap_int(D.int32, r)
     else:
+        a = np.asarray(data_of(A), np.float64)
+        b = np.asarray(data_of(B), np.float64)
+        c = np.asarray(data_of(C), np.float64)
         with np.errstate(all="ignore"):
-            r = np.asarray(data_of(A), np.float64) @ np.asarray(data_of(B), np.float64) \
-                + np.asarray(data_of(C), np.float64)
+            # products of f16/bf16/f32 values are exact in float64; the sum is then exactly rounded
+            terms = np.concatenate([a[:, :, None] * b[None, :, :], c[:, None, :]], axis=1)  # [M, K+1, N]
+            r = _exact_sum(terms, 1)
         r = AR.round_float(i.out.dtype, r)
 
     def mask(va, vb, vc):

@@ -474,7 +474,12 @@ class Lowerer:
             else:
                 from .values import cast_to, const_of, require_compute
                 require_compute(a, what, loc)
-                b = const_of(self, b, a.dtype) if isinstance(b, Weak) else cast_to(self, b, a.dtype, loc)
+                if isinstance(b, Weak):
+                    b = const_of(self, b, a.dtype)
+                elif b.dtype != a.dtype:   # keep large amounts large: saturate, never wrap
+                    bb = b
+                    b = self.b.emit(lambda out: N.Cast(out, bb, True, loc=loc),
+                                    bb.type.with_(dtype=a.dtype, layout=None) if bb.is_tile else ScalarType(a.dtype))
         else:
             a, b = unify_dtypes(self, a, b, loc, what, allow_bool=cls in (N.And, N.Or, N.Xor, N.Eq, N.Ne))
         if cls in _BITS.values() or cls in (N.And, N.Or):

@@ -997,11 +997,8 @@ kernel k(x: f32[4] global, l: f32[4] global, s: f32[4] global) grid(1) {
 
 
 # ==================================================================================== known VM bugs
-# Each test below states the documented semantics (vmlang/ir/nodes.py) and fails on the current VM;
-# see the report of the examples/tests task for the minimal reproductions.
+# Each test below states documented semantics (vmlang/ir/nodes.py) that an earlier VM got wrong.
 
-@pytest.mark.xfail(strict=True, reason="Sum accumulates in float64 (np.sum), which is not the exact sum "
-                                       "its docstring promises: [2^60, 1, -2^60] sums to 0, not 1")
 def test_sum_is_exact_even_with_cancellation():
     src = """
 kernel k(x: f32[3] global, y: f32[1] global) grid(1) {
@@ -1013,8 +1010,6 @@ kernel k(x: f32[3] global, y: f32[1] global) grid(1) {
     assert y[0] == np.float32(math.fsum(x.astype(np.float64)))   # = 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="Dot sums f16 products in float64 (matmul), not exactly as its "
-                                       "docstring says: 65504*65504 + 2^-24*2^-24 - 65504*65504 gives 0")
 def test_dot_f16_is_exact_even_with_cancellation():
     a = np.array([[65504.0, 2.0 ** -24, 65504.0]], np.float16)
     b = np.array([[65504.0], [2.0 ** -24], [-65504.0]], np.float16)
@@ -1024,8 +1019,6 @@ def test_dot_f16_is_exact_even_with_cancellation():
     assert d[0, 0] == np.float32(2.0 ** -48)
 
 
-@pytest.mark.xfail(strict=True, reason="Where merges the poison masks of both branches, so lanes taken "
-                                       "from the initialised branch are reported as uninitialised")
 def test_where_takes_poison_only_from_the_selected_branch():
     src = """
 kernel k(y: f32[8] global) grid(1) {
@@ -1038,15 +1031,11 @@ kernel k(y: f32[8] global) grid(1) {
     np.testing.assert_array_equal(y, [1.5] * 4 + [0.0] * 4)
 
 
-@pytest.mark.xfail(strict=True, reason="Shl's docstring says a shift by < 0 gives 0, the VM raises "
-                                       "'negative shift amount' (Shr documents the error)")
 def test_shl_by_a_negative_amount_gives_zero():
     c = binop("<<", np.array([8, 8], np.int32), np.array([1, -1], np.int32), "i32")
     np.testing.assert_array_equal(c, [16, 0])
 
 
-@pytest.mark.xfail(strict=True, reason="the lowering casts a shift amount to the shifted dtype with "
-                                       "wrap-around: i8 << 256 (an i32 amount) shifts by 0, u8 >> -1 by 255")
 def test_shift_amount_of_a_wider_type_keeps_its_value():
     src = """
 kernel k(x: i8[2] global, s: i32[2] global, y: i8[2] global) grid(1) {
@@ -1057,8 +1046,6 @@ kernel k(x: i8[2] global, s: i32[2] global, y: i8[2] global) grid(1) {
     np.testing.assert_array_equal(y, [0, 8])          # a shift by >= the width gives 0
 
 
-@pytest.mark.xfail(strict=True, reason="Store checks the whole value for poison, including lanes its mask "
-                                       "skips, so a tile filled only where it will be stored is rejected")
 def test_masked_store_ignores_poison_in_skipped_lanes():
     src = """
 kernel k(x: f32[N] global, y: f32[N] global) grid(1) {
