@@ -11,8 +11,7 @@ MODULES = ["inttuple", "core", "algebra", "composition", "divide", "bits", "swiz
 
 def test_docs_layouts_md():
     path = os.path.join(ROOT, "docs", "layouts.md")
-    if not os.path.exists(path):
-        pytest.skip("docs/layouts.md not present")
+    assert os.path.exists(path), "docs/layouts.md is missing"
     res = doctest.testfile(path, module_relative=False, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 40
 
