@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 
 from vmlang.ir import nodes as N
@@ -81,6 +82,26 @@ def backend(name: str):
         raise BackendError(f"the {name} backend needs {e.name}, which is not installed") from None
 
 
+def cuda_available() -> bool:
+    """True when torch sees a CUDA GPU (False when torch is missing)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken driver counts as no GPU
+        return False
+
+
 def default_backend() -> str:
-    """The backend ``vm run`` uses: ``VMLANG_BACKEND`` if set, else numpy (the only one so far)."""
-    return os.environ.get("VMLANG_BACKEND", "numpy")
+    """The backend used when none is named: ``VMLANG_BACKEND`` if set, else triton when a CUDA GPU and
+    triton are present, else numpy."""
+    env = os.environ.get("VMLANG_BACKEND")
+    if env:
+        if env not in BACKENDS:
+            raise BackendError(f"VMLANG_BACKEND={env!r} is not a backend (one of {', '.join(BACKENDS)})")
+        return env
+    if cuda_available() and importlib.util.find_spec("triton") is not None:
+        return "triton"
+    return "numpy"
