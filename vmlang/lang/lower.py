@@ -71,11 +71,11 @@ class Lowerer:
             if c.name in self._given:
                 val = self._given.pop(c.name)
             elif c.default is not None:
-                val = self.const_eval(c.default)
+                val = self.const_default(c.default)
             else:
                 self.error(f"compile-time parameter {c.name} has no default and no value was given", c.loc)
-            if isinstance(val, bool) or not isinstance(val, (int, float)):
-                self.error(f"compile-time parameter {c.name} must be a number, got {val!r}", c.loc)
+            if isinstance(val, bool) or not isinstance(val, (int, float, D.DType)):
+                self.error(f"compile-time parameter {c.name} must be a number or a dtype, got {val!r}", c.loc)
             self.consts[c.name] = val
         params = []
         for i, p in enumerate(k.params):
@@ -134,7 +134,21 @@ class Lowerer:
         return v
 
     # ----------------------------------------------------------------------------- compile time
+    def const_default(self, e: A.Expr):
+        """A compile-time parameter's default: a constant expression or a dtype name (``<T = int4>``)."""
+        if isinstance(e, A.Name) and e.id not in self.consts:
+            try:
+                return D.dtype(e.id)
+            except VMError:
+                pass
+        return self.const_eval(e)
+
     def dtype_of(self, name: str, loc) -> D.DType:
+        if name in self.consts:
+            v = self.consts[name]
+            if not isinstance(v, D.DType):
+                self.error(f"{name} = {v!r} is not a dtype", loc)
+            return v
         try:
             return D.dtype(name)
         except VMError as e:
@@ -146,6 +160,8 @@ class Lowerer:
             return e.value
         if isinstance(e, A.Name):
             if e.id in self.consts:
+                if isinstance(self.consts[e.id], D.DType):
+                    self.error(f"{e.id} is a dtype ({self.consts[e.id]}), not a number", e.loc)
                 return self.consts[e.id]
             self.error(f"{e.id} is not a compile-time constant", e.loc)
         if isinstance(e, A.UnaryOp):
@@ -383,6 +399,8 @@ class Lowerer:
         if e.id in self.env:
             return self.env[e.id]
         if e.id in self.consts:
+            if isinstance(self.consts[e.id], D.DType):
+                self.error(f"{e.id} is a dtype ({self.consts[e.id]}), not a value", e.loc)
             return Weak(self.consts[e.id], e.loc)
         if e.id in self.symbols:
             saved = self.b.name_hint
