@@ -27,12 +27,18 @@ class CompiledKernel:
         self.kernel = kernel
         self.written = {i.dst.id for i in N.walk(kernel.body) if isinstance(i, (N.Store, N.AtomicAdd))}
 
-    def __call__(self, *args):
-        self.launch(bind_args(self.kernel, args))
+    def __call__(self, *args, **kwargs):
+        self.launch(bind_args(self.kernel, args, kwargs))
+
+    @property
+    def files(self) -> dict[str, str]:
+        """What the disk cache keeps: the IR as .vm text (the VM interprets it directly)."""
+        from vmlang.ir.printer import print_kernel
+        return {"kernel.vm": print_kernel(self.kernel)}
 
     def launch(self, b: Binding) -> None:
         k = self.kernel
-        arrays = {vid: AR.from_codes(h.dtype, h.codes).copy() for vid, h in b.tensors.items()}
+        arrays = {vid: AR.from_codes(h.dtype, h.codes()).copy() for vid, h in b.tensors.items()}
         scalars = {}
         for p in k.params:
             if not isinstance(p.type, GlobalType):
@@ -40,8 +46,23 @@ class CompiledKernel:
         gx, gy, gz = b.grid
         for bz, by, bx in itertools.product(range(gz), range(gy), range(gx)):
             Frame(k, arrays, scalars, b.sizes, (bx, by, bz)).run(k.body)
-        b.writeback({vid: AR.to_codes(b.tensors[vid].dtype, arrays[vid]) for vid in self.written})
+        for vid in self.written:
+            b.tensors[vid].write_codes(AR.to_codes(b.tensors[vid].dtype, arrays[vid]))
 
 
 def compile(kernel: N.Kernel, options=None) -> CompiledKernel:  # noqa: A001 - backend contract
     return CompiledKernel(kernel)
+
+
+def load(kernel: N.Kernel, files: dict, options=None) -> CompiledKernel:
+    """Rebuild from cached files: the VM needs only the IR, which the caller already has."""
+    return CompiledKernel(kernel)
+
+
+def generate_source(kernel: N.Kernel, options=None) -> str:
+    from vmlang.ir.printer import print_kernel
+    return print_kernel(kernel)
+
+
+def toolchain() -> dict[str, str]:
+    return {"numpy": np.__version__}

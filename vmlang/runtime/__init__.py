@@ -1,5 +1,5 @@
 """The runtime every backend shares: typed host tensors and argument binding."""
 from .tensor import Tensor
-from .args import HostArg, Binding, bind_args
+from .args import Binding, TensorArg, bind_args
 
-__all__ = ["Tensor", "HostArg", "Binding", "bind_args"]
+__all__ = ["Tensor", "TensorArg", "Binding", "bind_args"]

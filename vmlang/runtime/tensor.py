@@ -14,32 +14,48 @@ from __future__ import annotations
 import numpy as np
 
 from vmlang.ir.dtypes import DType, dtype as _dtype
+from vmlang.ir.errors import ArgumentError
 from vmlang.ir.packing import pack, packed_length, unpack
 
 
 class Tensor:
+    """A typed tensor over packed bytes or codes.
+
+    ``data`` is a NumPy array, or a torch tensor (CPU or CUDA) for dtypes stored as uint8 (below 8 bits:
+    packed bytes; 8-bit formats: codes), so packed weights can live on the GPU. ``shape`` is in elements.
+    """
+
     def __init__(self, data, dtype, shape=None):
         dt = _dtype(dtype)
-        data = np.asarray(data)
+        torch_data = type(data).__module__.startswith("torch")
+        if not torch_data:
+            data = np.asarray(data)
+        dname = str(data.dtype).removeprefix("torch.")
         if dt.nbits < 8:
-            if data.dtype != np.uint8:
-                raise ValueError(f"packed {dt} data must be uint8 bytes, got {data.dtype}")
+            if dname != "uint8":
+                raise ArgumentError(f"packed {dt} data must be uint8 bytes, got {dname}")
+            if data.ndim == 0:
+                raise ArgumentError(f"packed {dt} data needs at least one axis")
             if shape is None:
                 if (data.shape[-1] * 8) % dt.nbits:
-                    raise ValueError(f"{data.shape[-1]} bytes do not hold a whole number of {dt} elements: "
-                                     f"give shape=")
-                shape = data.shape[:-1] + (data.shape[-1] * 8 // dt.nbits,)
+                    raise ArgumentError(f"{data.shape[-1]} bytes do not hold a whole number of {dt} elements: "
+                                        f"give shape=")
+                shape = tuple(data.shape[:-1]) + (data.shape[-1] * 8 // dt.nbits,)
             shape = tuple(int(s) for s in shape)
-            if tuple(data.shape) != shape[:-1] + (packed_length(shape[-1], dt.nbits),):
-                raise ValueError(f"{dt}{list(shape)} packs into {shape[:-1] + (packed_length(shape[-1], dt.nbits),)} "
-                                 f"bytes, but data has shape {data.shape}")
+            want = shape[:-1] + (packed_length(shape[-1], dt.nbits),)
+            if tuple(data.shape) != want:
+                raise ArgumentError(f"{dt}{list(shape)} packs into {list(want)} bytes, but data has shape "
+                                    f"{list(data.shape)}")
         else:
-            want = dt.code_dtype
-            if data.dtype != want:
-                raise ValueError(f"{dt} codes are {want}, got {data.dtype}")
-            if shape is not None and tuple(shape) != data.shape:
-                raise ValueError(f"shape {tuple(shape)} does not match data shape {data.shape}")
-            shape = data.shape
+            want = np.dtype(dt.code_dtype).name
+            if dname != want:
+                raise ArgumentError(f"{dt} codes are {want}, got {dname}")
+            if torch_data and want != "uint8":
+                raise ArgumentError(f"vm.Tensor holds torch data only for uint8-stored dtypes; pass a torch "
+                                    f"tensor of {dt} directly")
+            if shape is not None and tuple(shape) != tuple(data.shape):
+                raise ArgumentError(f"shape {tuple(shape)} does not match data shape {tuple(data.shape)}")
+            shape = tuple(data.shape)
         self.data = data
         self.dtype: DType = dt
         self.shape = tuple(shape)
@@ -57,16 +73,39 @@ class Tensor:
         dt = _dtype(dtype)
         return cls.from_codes(dt.encode(np.asarray(values, dtype=np.float64), saturate=saturate), dt)
 
+    @property
+    def device(self) -> str:
+        return str(self.data.device) if self.is_torch else "cpu"
+
+    @property
+    def is_torch(self) -> bool:
+        return type(self.data).__module__.startswith("torch")
+
+    def host_data(self) -> np.ndarray:
+        return self.data.detach().cpu().numpy() if self.is_torch else self.data
+
     def codes(self) -> np.ndarray:
         if self.dtype.nbits < 8:
-            return unpack(self.data, self.dtype.nbits, self.shape[-1])
-        return self.data
+            return unpack(self.host_data(), self.dtype.nbits, self.shape[-1])
+        return self.host_data()
 
     def set_codes(self, codes) -> None:
         """Overwrite the contents in place (same shape)."""
         codes = np.asarray(codes)
-        new = pack(codes, self.dtype.nbits) if self.dtype.nbits < 8 else codes.astype(self.data.dtype)
-        np.copyto(self.data, new)
+        new = pack(codes, self.dtype.nbits) if self.dtype.nbits < 8 else codes.astype(self.dtype.code_dtype)
+        if self.is_torch:
+            import torch
+            self.data.copy_(torch.from_numpy(np.ascontiguousarray(new)).to(self.data.device))
+        else:
+            np.copyto(self.data, new)
+
+    def to(self, device) -> "Tensor":
+        """The same tensor with its data on ``device`` (a torch device; ``"numpy"`` for a NumPy copy)."""
+        if device == "numpy":
+            return Tensor(np.array(self.host_data()), self.dtype, self.shape)
+        import torch
+        data = self.data if self.is_torch else torch.from_numpy(np.ascontiguousarray(self.data))
+        return Tensor(data.to(device), self.dtype, self.shape)
 
     def values(self) -> np.ndarray:
         return self.dtype.decode(self.codes())
