@@ -105,3 +105,79 @@ def default_backend() -> str:
     if cuda_available() and importlib.util.find_spec("triton") is not None:
         return "triton"
     return "numpy"
+
+
+# ----------------------------------------------------------------------------------- launchable kernels
+def load(path: str | os.PathLike, kernel: str | None = None):
+    """Load a .vm file as launchable kernel(s): the one kernel it defines (or the one named ``kernel``);
+    a file with several kernels gives a :class:`KernelModule` (``mod.name`` / ``mod["name"]``).
+
+    Inside a ``@vm.jit`` kernel body, ``vm.load(x[...])`` is the tile load instead: the body is never run,
+    and the front end reads that call as the ``load`` instruction.
+    """
+    from vmlang.runtime.kernel import Kernel, KernelSource
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as e:
+        raise VMError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise VMError(f"{path} is not UTF-8 text") from None
+    module = parse_source(source, path)
+    kernels = {k.name: Kernel(KernelSource(k, source, path, source, "vm")) for k in module.kernels}
+    if kernel is not None:
+        if kernel not in kernels:
+            raise VMError(f"{path} has no kernel named {kernel} (it has {', '.join(kernels)})")
+        return kernels[kernel]
+    if len(kernels) == 1:
+        return next(iter(kernels.values()))
+    return KernelModule(path, kernels)
+
+
+load.__vm_builtin__ = "load"
+
+
+class KernelModule:
+    """The kernels of a .vm file that defines several: ``mod.gemv`` or ``mod["gemv"]``."""
+
+    def __init__(self, path: str, kernels: dict):
+        self.path = path
+        self.kernels = kernels
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["kernels"][name]
+        except KeyError:
+            raise AttributeError(f"{self.__dict__.get('path')} has no kernel {name}") from None
+
+    def __getitem__(self, name):
+        return self.kernels[name]
+
+    def __iter__(self):
+        return iter(self.kernels.values())
+
+    def __repr__(self):
+        return f"<vm module {self.path}: {', '.join(self.kernels)}>"
+
+
+def jit(fn=None, *, grid=None, warps=None, options=None):
+    """Turn a Python function into a launchable vmlang kernel (see docs/jit.md).
+
+    >>> import vmlang as vm
+    >>> @vm.jit(grid=lambda N, BN: (vm.cdiv(N, BN),))
+    ... def double(x: vm.f32["N"], y: vm.f32["N"], BN: vm.constexpr = 64):
+    ...     i = vm.block.x * BN
+    ...     vm.store(y[i : +BN], vm.load(x[i : +BN]) * 2.0)
+
+    The body is read with ``ast`` and never executed; errors point into the function's file.
+    """
+    def wrap(f):
+        from vmlang.lang.pyfront import parse_function
+        from vmlang.runtime.kernel import Kernel
+        k = Kernel(parse_function(f, grid=grid, warps=warps), options)
+        k.fn = f
+        k.__doc__ = f.__doc__
+        k.__wrapped__ = f
+        return k
+    return wrap if fn is None else wrap(fn)

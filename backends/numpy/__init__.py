@@ -55,7 +55,12 @@ def compile(kernel: N.Kernel, options=None) -> CompiledKernel:  # noqa: A001 - b
 
 
 def load(kernel: N.Kernel, files: dict, options=None) -> CompiledKernel:
-    """Rebuild from cached files: the VM needs only the IR, which the caller already has."""
+    """Rebuild from cached files. The VM interprets the IR the caller already has; the cached text must be
+    that IR (anything else means the entry is not what its key says, and the caller recompiles)."""
+    from vmlang.ir.errors import BackendError
+    from vmlang.ir.printer import print_kernel
+    if files.get("kernel.vm") != print_kernel(kernel):
+        raise BackendError("cached kernel.vm is not this kernel's IR")
     return CompiledKernel(kernel)
 
 
