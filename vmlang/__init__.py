@@ -28,4 +28,5 @@ globals().update({a: _DTYPES[n] for a, n in _aliases().items() if a.isidentifier
 from .runtime.tensor import Tensor  # noqa: E402
 from .api import backend, compile_file, compile_source, jit, load  # noqa: E402
 from .runtime.options import CompileOptions  # noqa: E402
+from .runtime.autotune import Config, autotune  # noqa: E402
 from .show import show  # noqa: E402
