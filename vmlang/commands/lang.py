@@ -117,7 +117,7 @@ def random_argument(dtype, shape, rng):
     from vmlang.ir.types import COMPUTE
     if dtype in (vm.float16, vm.float32):
         return rng.standard_normal(shape).astype(np.float16 if dtype == vm.float16 else np.float32)
-    if dtype in COMPUTE:
+    if dtype in COMPUTE and not dtype.is_float:
         lo, hi = max(dtype.min, -100), min(dtype.max, 100)
         return rng.integers(lo, hi + 1, size=shape).astype(
             {8: np.int8, 16: np.int16, 32: np.int32}[dtype.nbits] if dtype.is_signed
