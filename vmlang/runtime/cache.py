@@ -148,6 +148,10 @@ class DiskCache:
         except OSError as e:
             warnings.warn(CacheWarning(f"cannot write the vmlang cache at {self.root}: {e}"), stacklevel=3)
 
+    def discard(self, key: str) -> None:
+        """Remove an entry (e.g. one that passed its checksums but does not load)."""
+        self._discard(self.entry(key))
+
     def _discard(self, d: Path) -> None:
         """Move an entry aside atomically, then delete it."""
         try:

@@ -219,7 +219,9 @@ class Kernel:
                 except Exception as e:  # noqa: BLE001 - an entry that does not load is not trusted
                     import warnings
                     from .cache import CacheWarning
-                    warnings.warn(CacheWarning(f"vmlang cache entry {path} does not load ({e}); recompiling"))
+                    warnings.warn(CacheWarning(f"vmlang cache entry {path} does not load ({e}); recompiling "
+                                               f"and replacing it"), stacklevel=2)
+                    cache.discard(key)
                     compiled = None
         if compiled is None:
             with status(f"compiling {self.name} for {opts.backend}"):
