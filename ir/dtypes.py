@@ -68,6 +68,13 @@ class DType:
     def __repr__(self) -> str:
         return f"vmlang.{self.name}"
 
+    # -- annotations of @vm.jit kernels --------------------------------------------------------
+    def __getitem__(self, dims) -> "TensorSpec":
+        """``vm.f16["M", "K"]``: the annotation of a tensor parameter (a :class:`TensorSpec`)."""
+        return TensorSpec(self, dims if isinstance(dims, tuple) else (dims,))
+
+    __iter__ = None  # __getitem__ must not make a dtype iterable
+
     # -- codecs -------------------------------------------------------------------------------
     def _check_codes(self, codes) -> np.ndarray:
         c = np.asarray(codes)
@@ -103,6 +110,21 @@ class DType:
         if self.nbits > 16:
             raise DTypeError(f"{self.name} has too many codes to tabulate")
         return _value_table(self)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """``dtype[dims]`` as written in a ``@vm.jit`` parameter annotation (``vm.f16["M", "K"]``).
+
+    The front end reads annotations from the source; this object only lets them evaluate when the
+    ``def`` runs. ``dims`` holds what was written: strings of size expressions, ints or names.
+    """
+
+    dtype: DType
+    dims: tuple
+
+    def __repr__(self) -> str:
+        return f"{self.dtype!r}[{', '.join(map(repr, self.dims))}]"
 
 
 @lru_cache(maxsize=None)

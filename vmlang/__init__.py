@@ -30,3 +30,8 @@ from .api import backend, compile_file, compile_source, jit, load  # noqa: E402
 from .runtime.options import CompileOptions  # noqa: E402
 from .runtime.autotune import Config, autotune  # noqa: E402
 from .show import show  # noqa: E402
+
+# @vm.jit front end: vm.constexpr, vm.f16["M", "K"] annotations and the builtin stubs (vm.cast, vm.store, vm.block, ...)
+from .ir.dtypes import TensorSpec  # noqa: E402
+from .lang.stubs import STUBS as _STUBS, constexpr  # noqa: E402
+globals().update({_n: _s for _n, _s in _STUBS.items() if _n not in globals()})
