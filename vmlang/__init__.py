@@ -35,3 +35,12 @@ from .show import show  # noqa: E402
 from .ir.dtypes import TensorSpec  # noqa: E402
 from .lang.stubs import STUBS as _STUBS, constexpr  # noqa: E402
 globals().update({_n: _s for _n, _s in _STUBS.items() if _n not in globals()})
+
+# `from vmlang import *` exports the API and the dtypes, but not the kernel builtins whose names shadow
+# Python's (sum, max, min, abs, ...): write vm.sum inside kernels.
+__all__ = sorted(
+    {"ArgumentError", "BackendError", "DTypeError", "LayoutError", "VerifyError", "VMError", "VMRuntimeError",
+     "VMSyntaxError", "VMTypeError", "DType", "IntType", "FloatType", "CodebookType", "dtype", "all_dtypes",
+     "pack", "unpack", "packed_length", "Tensor", "backend", "compile_file", "compile_source", "jit", "load",
+     "CompileOptions", "Config", "autotune", "show", "TensorSpec", "constexpr", "__version__"}
+    | {n for n in _DTYPES} | {a for a in _aliases() if a.isidentifier()})
