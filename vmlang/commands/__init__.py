@@ -1,5 +1,5 @@
 """``vm`` subcommands beyond the built-in ones; each module registers itself with ``vmlang.cli.command``."""
 import importlib as _importlib
 
-for _mod in ("lang", "show"):
+for _mod in ("lang", "show", "cache"):
     _importlib.import_module(f"{__name__}.{_mod}")
