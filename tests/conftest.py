@@ -1,12 +1,18 @@
-"""Test-wide options and markers.
+"""Test-wide options, markers and the ``backend`` fixture.
 
 - ``--backend NAME[,NAME]``: the compiled backends the backend-parametrised tests run on, besides the numpy
   reference VM (default: every backend whose toolchain is importable here; triton runs under
   ``TRITON_INTERPRET=1`` when there is no GPU).
 - ``--fuzz-long``: run the differential fuzzer with its long budget (``VMLANG_FUZZ_EXAMPLES`` sets the count).
 - marker ``gpu``: needs a CUDA GPU; skipped where there is none.
+- fixture ``backend``: a test (or an autouse fixture) that asks for it runs once on ``"numpy"`` and once per
+  compiled backend; ``tests/support.py`` runs a kernel there and compares it with the VM.
+- marker ``numpy_only(reason)``: such a test runs on the VM only (for checks compiled code cannot make, such
+  as run-time errors raised from inside a kernel).
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -19,8 +25,52 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # Triton's interpreter must be chosen before anything imports triton (see backends/triton/env.py)
+    import importlib.util
+    if importlib.util.find_spec("triton") is not None and "TRITON_INTERPRET" not in os.environ:
+        from vmlang.api import cuda_available
+        if not cuda_available():
+            os.environ["TRITON_INTERPRET"] = "1"
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped where there is none)")
     config.addinivalue_line("markers", "fuzz_long: a long fuzz campaign (only with --fuzz-long)")
+    config.addinivalue_line("markers", "numpy_only(reason): runs on the NumPy VM only (see tests/conftest.py)")
+
+
+def compiled_backends(config) -> list[str]:
+    """The compiled backends named by ``--backend`` (all of them, even if they cannot load: the tests then
+    say why), or every compiled backend that loads here."""
+    cached = getattr(config, "_vm_compiled_backends", None)
+    if cached is not None:
+        return cached
+    import vmlang as vm
+    from vmlang.ir.errors import BackendError
+    option = config.getoption("--backend")
+    if option:
+        names = [n.strip() for n in option.split(",") if n.strip() and n.strip() != "numpy"]
+    else:
+        names = [n for n in vm.api.BACKENDS if n != "numpy"]
+    out = []
+    for n in names:
+        if n == "triton" and not vm.api.cuda_available():
+            os.environ.setdefault("TRITON_INTERPRET", "1")
+        try:
+            vm.backend(n)
+        except BackendError:
+            if option:
+                out.append(n)
+            continue
+        out.append(n)
+    config._vm_compiled_backends = out
+    return out
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    names = ["numpy"]
+    if not metafunc.definition.get_closest_marker("numpy_only"):
+        names += compiled_backends(metafunc.config)
+    metafunc.parametrize("backend", names, scope="function")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -40,6 +40,30 @@ def test_compile_ir_reparses(tmp_path, capsys):
     assert capsys.readouterr().out == text
 
 
+def test_compile_triton_prints_the_generated_source(capsys):
+    pytest.importorskip("vmlang.backends.triton")
+    assert main(["compile", GEMV, "--target", "triton", "-D", "BN=64"]) == 0
+    text = capsys.readouterr().out
+    assert "@triton.jit" in text and "def gemv_w4a16(" in text and "import triton.language as tl" in text
+    assert "# load w[" in text and "vm_load_bits" in text        # readable: comments, named helpers
+    compile(text, "kernel_triton.py", "exec")                     # valid Python
+
+
+def test_run_on_triton(capsys):
+    pytest.importorskip("vmlang.backends.triton")
+    assert main(["run", GEMV, "-D", "M=2", "-D", "N=100", "-D", "K=300", "--backend", "triton"]) == 0
+    text = capsys.readouterr().out
+    assert "gemv_w4a16 on triton" in text and "y: float16[2, 100]" in text
+
+
+def test_run_default_backend_follows_the_gpu(capsys, monkeypatch):
+    import vmlang.api as api
+    monkeypatch.delenv("VMLANG_BACKEND", raising=False)
+    assert main(["run", GEMV, "-D", "M=1", "-D", "N=8", "-D", "K=8"]) == 0
+    want = "triton" if api.cuda_available() and api.importlib.util.find_spec("triton") else "numpy"
+    assert f"gemv_w4a16 on {want}" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,message", [
     (["run", GEMV, "-D", "M=1", "-D", "N=64"], "size K of parameter x is not given: pass -D K="),
     (["run", GEMV, "-D", "M=oops"], "-D M: 'oops' is not a number"),

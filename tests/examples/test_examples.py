@@ -17,6 +17,11 @@ one correctly rounded operation (vector_add, dequant_int3) are compared bit for 
 
 Inputs are seeded random data (never all zeros), with awkward sizes (1, 3, 17, 100, 300, ...) that leave
 partial edge tiles, and one power-of-two case each.
+
+Every test runs once per backend (the ``backend`` fixture of tests/conftest.py). On a compiled backend the
+kernel also runs on the NumPy VM and must agree with it by the rule of tests/support.py (bit for bit for
+vector_add and dequant_int3; within the float tolerance, relative to the same ``scale``, for the kernels
+that sum), and its own output is then checked against the reference by the rule above.
 """
 from __future__ import annotations
 
@@ -29,8 +34,24 @@ import vmlang as vm
 from vmlang.ir.printer import print_kernel
 from vmlang.ir.verify import verify
 
+from support import run_kernel
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 NP = vm.backend("numpy")
+BACKEND = "numpy"      # set per test by the autouse fixture below
+
+
+@pytest.fixture(autouse=True)
+def _on_backend(backend):
+    global BACKEND
+    BACKEND = backend
+    yield
+    BACKEND = "numpy"
+
+
+def launch(kernel, *args, scale=None):
+    """Run on the current backend (on a compiled one, also compared with the VM)."""
+    run_kernel(BACKEND, kernel, *args, scale=scale, keep="backend")
 
 U16 = 2.0 ** -11          # f16 unit roundoff
 F16_TINY = 2.0 ** -24     # smallest f16 subnormal
@@ -106,7 +127,7 @@ def e8m0_decode(codes):
 def run_vector_add(kernel, rng, n):
     x, y = f16(rng, n, 4.0), f16(rng, n, 4.0)
     z = np.full(n, np.nan, np.float16)
-    NP.compile(kernel)(x, y, z)
+    launch(kernel, x, y, z)
     return z, x.astype(np.float64) + y.astype(np.float64), None
 
 
@@ -116,7 +137,7 @@ def run_dequant_int3(kernel, rng, r, c, g):
     qbytes = pack_lsb(q & 7, 3)                       # two's complement codes, 3 bits each
     assert qbytes.shape == (r, -(-3 * c // 8))
     y = np.full((r, c), np.nan, np.float16)
-    NP.compile(kernel)(y, qbytes, s)
+    launch(kernel, y, qbytes, s)
     ref = q * np.repeat(s.astype(np.float64), g, axis=1)[:, :c]
     return y, ref, None
 
@@ -132,8 +153,8 @@ def run_gemv_w4a16(kernel, rng, m, n, k):
     w = rng.integers(-8, 8, (k, n))
     s = rng.uniform(0.005, 0.05, (-(-k // g), n)).astype(np.float16)
     y = np.full((m, n), np.nan, np.float16)
-    NP.compile(kernel)(x, packed_tensor(w & 15, vm.int4), s, y)
     ref, scale = _gemv_ref(x, w * np.repeat(s.astype(np.float64), g, axis=0)[:k])
+    launch(kernel, x, packed_tensor(w & 15, vm.int4), s, y, scale=scale)
     return y, ref, scale
 
 
@@ -142,9 +163,9 @@ def run_gemv_nf4(kernel, rng, m, n, k):
     codes = rng.integers(0, 16, (n, k))
     absmax = rng.uniform(0.01, 0.1, (n, -(-k // 64))).astype(np.float32)
     y = np.full((m, n), np.nan, np.float16)
-    NP.compile(kernel)(x, packed_tensor(codes, vm.nf4), absmax, y)
     w = NF4_TABLE[codes] * np.repeat(absmax.astype(np.float64), 64, axis=1)[:, :k]
     ref, scale = _gemv_ref(x, w.T)
+    launch(kernel, x, packed_tensor(codes, vm.nf4), absmax, y, scale=scale)
     return y, ref, scale
 
 
@@ -153,17 +174,17 @@ def run_mxfp4_gemv(kernel, rng, m, n, k):
     codes = rng.integers(0, 16, (n, k))
     ecodes = rng.integers(127 - 8, 127 + 2, (n, -(-k // 32))).astype(np.uint8)   # 2^-8 .. 2^1
     y = np.full((m, n), np.nan, np.float16)
-    NP.compile(kernel)(x, packed_tensor(codes, vm.float4_e2m1), vm.Tensor(ecodes, vm.float8_e8m0), y)
     w = e2m1_decode(codes) * np.repeat(e8m0_decode(ecodes), 32, axis=1)[:, :k]
     ref, scale = _gemv_ref(x, w.T)
+    launch(kernel, x, packed_tensor(codes, vm.float4_e2m1), vm.Tensor(ecodes, vm.float8_e8m0), y, scale=scale)
     return y, ref, scale
 
 
 def run_matmul_f16(kernel, rng, m, n, k):
     a, b = f16(rng, (m, k)), f16(rng, (k, n))
     c = np.full((m, n), np.nan, np.float16)
-    NP.compile(kernel)(a, b, c)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    launch(kernel, a, b, c, scale=np.abs(a64) @ np.abs(b64))
     return c, a64 @ b64, np.abs(a64) @ np.abs(b64)
 
 
@@ -177,8 +198,8 @@ def run_softmax(kernel, rng, m, n, x=None):
     if x is None:
         x = f16(rng, (m, n), 3.0)
     y = np.full(x.shape, np.nan, np.float16)
-    NP.compile(kernel)(x, y)
     ref = softmax_ref(x)
+    launch(kernel, x, y, scale=ref)
     return y, ref, ref
 
 
@@ -201,6 +222,7 @@ def rng_for(*key):
 
 
 # ------------------------------------------------------------------------------------------ tests
+@pytest.mark.numpy_only("no kernel runs")
 def test_every_example_has_a_runner():
     assert sorted(p.stem for p in EXAMPLES.glob("*.vm")) == sorted(RUNNERS)
 
@@ -303,15 +325,15 @@ def test_softmax_rows_sum_to_one():
 
 def test_empty_sizes():
     """Zero-length axes: no blocks, or loops that run zero times (C = A @ B with K = 0 is all zeros)."""
-    add = NP.compile(compile_example("vector_add"))
     z = np.zeros(0, np.float16)
-    add(np.zeros(0, np.float16), np.zeros(0, np.float16), z)
+    launch(compile_example("vector_add"), np.zeros(0, np.float16), np.zeros(0, np.float16), z)
     c = np.full((3, 5), np.nan, np.float16)
-    NP.compile(compile_example("matmul_f16"))(np.zeros((3, 0), np.float16), np.zeros((0, 5), np.float16), c)
+    launch(compile_example("matmul_f16"), np.zeros((3, 0), np.float16), np.zeros((0, 5), np.float16), c)
     np.testing.assert_array_equal(c, 0.0)
-    NP.compile(compile_example("softmax"))(np.zeros((2, 0), np.float16), np.zeros((2, 0), np.float16))
+    launch(compile_example("softmax"), np.zeros((2, 0), np.float16), np.zeros((2, 0), np.float16))
 
 
+@pytest.mark.numpy_only("compile-time checks: no kernel runs")
 def test_requirements_checked_at_compile_time():
     """The assume() lines of the examples reject bad tile sizes when compiling, with the location."""
     with pytest.raises(vm.VMTypeError, match="assumption is false") as e:

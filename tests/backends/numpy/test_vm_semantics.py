@@ -2,6 +2,14 @@
 
 Expected values are computed here with NumPy / Python from the documented rule (or, for formats,
 from ml_dtypes or a brute-force nearest-value search); nothing below is a pasted VM output.
+
+Every test runs once per backend (the ``backend`` fixture of tests/conftest.py, through the autouse
+fixture below). On a compiled backend, :func:`run` also runs the kernel on the VM and checks that the
+backend agrees with it by the rule of tests/support.py (bit for bit, or within the float tolerance for
+kernels with sums, dots and math functions -- those then keep the VM's outputs for the exact checks
+that follow, which are statements about the VM). Run-time errors are the VM's: :func:`raises_at` checks
+them on the VM only (compiled code cannot raise from inside a kernel), and tests that are only about
+such errors are marked ``numpy_only``.
 """
 from __future__ import annotations
 
@@ -13,15 +21,28 @@ import pytest
 
 import vmlang as vm
 
+from support import run_kernel
+
 NP = vm.backend("numpy")
+BACKEND = "numpy"      # set per test by the autouse fixture below
+VM_ERRORS = "a run-time error of the VM: compiled backends do not check at run time"
+
+
+@pytest.fixture(autouse=True)
+def _on_backend(backend):
+    global BACKEND
+    BACKEND = backend
+    yield
+    BACKEND = "numpy"
 
 
 def kernel(src: str, filename: str = "t.vm", **consts):
     return vm.compile_source(src, filename, consts)
 
 
-def run(src: str, *args, filename: str = "t.vm", **consts):
-    NP.compile(kernel(src, filename, **consts))(*args)
+def run(src: str, *args, filename: str = "t.vm", scale=None, **consts):
+    """Run on the current backend (compared with the VM there; ``scale``: see support.run_kernel)."""
+    run_kernel(BACKEND, kernel(src, filename, **consts), *args, scale=scale)
 
 
 def line_of(src: str, marker: str) -> int:
@@ -32,7 +53,11 @@ def line_of(src: str, marker: str) -> int:
 
 
 def raises_at(src, marker, match, *args, filename="t.vm"):
-    """Run ``src`` and check it raises VMRuntimeError matching ``match`` at the line of ``marker``."""
+    """Run ``src`` and check it raises VMRuntimeError matching ``match`` at the line of ``marker``.
+
+    On the VM only: on a compiled backend nothing runs and the result is None."""
+    if BACKEND != "numpy":
+        return None
     with pytest.raises(vm.VMRuntimeError, match=match) as e:
         run(src, *args, filename=filename)
     assert e.value.loc is not None and e.value.loc.file == filename
@@ -128,8 +153,7 @@ def test_masked_store_skips_positions_outside_the_shape(off):
         if 0 <= off + j < 6:
             want[off + j] = x[j]
     np.testing.assert_array_equal(y, want)
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_unmasked_out_of_bounds_load_is_an_error_with_location():
     src = """
 kernel k(x: f32[N] global, y: f32[8] global) grid(1) {
@@ -166,8 +190,7 @@ kernel k(y: f32[4] global, off: i32) grid(1) {
     run(src, y, 4)
     np.testing.assert_array_equal(y, 0.0)
     raises_at(src, "// HERE", "out-of-bounds read of tile", y, 5)
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_negative_offset_in_unmasked_load_is_an_error():
     src = """
 kernel k(x: f32[N] global, y: f32[2] global, off: i32) grid(1) {
@@ -177,6 +200,7 @@ kernel k(x: f32[N] global, y: f32[2] global, off: i32) grid(1) {
 
 
 # ==================================================================================== uninitialised
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_storing_an_empty_tile_is_an_error():
     src = """
 kernel k(y: f32[8] global) grid(1) {
@@ -201,6 +225,7 @@ kernel k(x: f32[N] global, y: f32[5] global) grid(1) {
     np.testing.assert_array_equal(y, (x + np.float32(1)) * np.float32(2))
 
 
+@pytest.mark.numpy_only(VM_ERRORS)
 @pytest.mark.parametrize("use", ["t[0 : +6]", "broadcast(sum(t), [5])", "t[3 : +5]"])
 def test_any_use_of_the_unwritten_part_is_an_error(use):
     src = f"""
@@ -226,8 +251,7 @@ kernel k(x: i32[N] global, y: i32[4] global) grid(1) {
     y = np.zeros(4, np.int32)
     run(src, x, y)
     np.testing.assert_array_equal(y, x * 3)
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_poison_in_an_index_is_an_error():
     src = """
 kernel k(x: f32[N] global, y: f32[1] global) grid(1) {
@@ -311,8 +335,7 @@ def test_cast_to_float4_e2m1_overflow(v):
     np.testing.assert_array_equal(y.values(), 0.0)   # nothing written
     run(cast_src("f32", "float4_e2m1", 2, saturate=True), x, y)
     np.testing.assert_array_equal(y.values(), [1.0, math.copysign(6.0, v)])
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_cast_nan_to_float4_e2m1_is_an_error():
     y = vm.Tensor.from_codes(np.zeros(1, np.uint8), vm.float4_e2m1)
     raises_at(cast_src("f32", "float4_e2m1", 1), "// HERE", "cast", np.array([np.nan], np.float32), y)
@@ -419,6 +442,7 @@ def test_int_division_of_the_minimum_by_minus_one_wraps():
     assert q[0] == -128
 
 
+@pytest.mark.numpy_only(VM_ERRORS)
 @pytest.mark.parametrize("op", ["/", "%"])
 def test_int_division_by_zero_is_an_error(op):
     a = np.array([1, 2, 3], np.int32)
@@ -460,8 +484,7 @@ def test_shifts(t, npt, op):
     c = binop(op, a, s, t)
     want = shift_ref(a.astype(object), s.astype(object), bits, info.min < 0, op == "<<")
     np.testing.assert_array_equal(c.astype(object), want)
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_negative_shift_is_an_error():
     raises_at(BINOP.format(t="i32", r="i32", op=">>", n=2), "// HERE", "negative shift",
               np.array([8, 8], np.int32), np.array([1, -1], np.int32), np.zeros(2, np.int32))
@@ -592,6 +615,7 @@ kernel k(t: f32[T] global, c: i32[N] global, y: f32[N] global) grid(1) {
     np.testing.assert_array_equal(y, table[codes])
 
 
+@pytest.mark.numpy_only(VM_ERRORS)
 @pytest.mark.parametrize("bad", [10, -1, 1000])
 def test_lookup_out_of_range_is_an_error(bad):
     src = """
@@ -635,7 +659,9 @@ kernel k(x: {t}[R, C] global, y: {t}[R] global, z: {t}[C] global, w: {t}[1] glob
 def reduce_run(fn, x, t):
     r, c = x.shape
     y, z, w = np.zeros(r, x.dtype), np.zeros(c, x.dtype), np.zeros(1, x.dtype)
-    run(REDUCE.format(t=t, r=r, c=c, rc=r * c, fn=fn), x, y, z, w)
+    ax = np.abs(x.astype(np.float64))     # magnitude sums: the scale of the tolerance on compiled backends
+    run(REDUCE.format(t=t, r=r, c=c, rc=r * c, fn=fn), x, y, z, w,
+        scale={"y": ax.sum(1), "z": ax.sum(0), "w": ax.sum(keepdims=True).reshape(1)})
     return y, z, w
 
 
@@ -700,7 +726,8 @@ def test_dot_floats(t, npt):
     b = (RNG.standard_normal((k, n))).astype(npt)
     c = RNG.standard_normal((m, n)).astype(np.float32)
     d = np.zeros((m, n), np.float32)
-    run(DOT.format(t=t, acc="f32", m=m, n=n, k=k), a, b, c, d)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    run(DOT.format(t=t, acc="f32", m=m, n=n, k=k), a, b, c, d, scale=np.abs(a64) @ np.abs(b64) + np.abs(c))
     want = np.array([[math.fsum([float(a[i, j]) * float(b[j, l]) for j in range(k)] + [float(c[i, l])])
                       for l in range(n)] for i in range(m)])
     # f16/bf16 products are exact in float64 and their sums stay within float64's 53 bits here, so the
@@ -791,8 +818,7 @@ kernel k(y: i32[1] global, start: i32, stop: i32, step: i32) grid(1) {
         run(src, y, start, stop, step)
         r = range(start, stop, step)
         assert y[0] == sum(i * i for i in r) * 1000 + len(r)
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_for_loop_non_positive_runtime_step_is_an_error():
     src = """
 kernel k(y: i32[1] global, step: i32) grid(1) {
@@ -937,8 +963,7 @@ kernel k(x: {t}[B, 6] global, y: {t}[6] global) grid(B) {{
     y = np.full(6, 7, npt)
     run(src, x, y)
     np.testing.assert_array_equal(y, want)
-
-
+@pytest.mark.numpy_only(VM_ERRORS)
 def test_integer_division_by_a_default_fill_errors_on_padding_lanes():
     """Padding lanes are ordinary lanes after the load: an integer division by a masked load's default
     fill (0) fails at an edge tile although those lanes are never stored; fill=1 avoids it."""
@@ -1006,7 +1031,7 @@ kernel k(x: f32[3] global, y: f32[1] global) grid(1) {
 }"""
     x = np.array([2.0 ** 60, 1.0, -2.0 ** 60], np.float32)
     y = np.zeros(1, np.float32)
-    run(src, x, y)
+    run(src, x, y, scale=np.abs(x.astype(np.float64)).sum())     # compiled backends: within the tolerance
     assert y[0] == np.float32(math.fsum(x.astype(np.float64)))   # = 1.0
 
 
@@ -1015,7 +1040,8 @@ def test_dot_f16_is_exact_even_with_cancellation():
     b = np.array([[65504.0], [2.0 ** -24], [-65504.0]], np.float16)
     c = np.zeros((1, 1), np.float32)
     d = np.zeros((1, 1), np.float32)
-    run(DOT.format(t="f16", acc="f32", m=1, n=1, k=3), a, b, c, d)
+    run(DOT.format(t="f16", acc="f32", m=1, n=1, k=3), a, b, c, d,
+        scale=np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
     assert d[0, 0] == np.float32(2.0 ** -48)
 
 

@@ -1,0 +1,147 @@
+"""Rules for arithmetic: elementwise unary/binary ops, comparisons, where, reductions and dot.
+
+Float arithmetic matches the VM's "exact result, rounded once" where IEEE operations give it: f16
+and f32 + - * are native, division and square root use the correctly rounded ``div_rn`` /
+``sqrt_rn``, bf16 computes in f32 and rounds to bfloat16 (exact for + - * / sqrt). exp, exp2, log,
+rsqrt and fmod use Triton's f32 functions (within a few ulps), and reductions and dot add in a
+tree order rather than exactly: those are compared within the tolerance of tests/support.py.
+"""
+from __future__ import annotations
+
+from vmlang.ir import dtypes as D
+from vmlang.ir import nodes as N
+from vmlang.ir.types import BOOL
+
+from . import reprs as R
+from .codegen import expand, pow2, rule
+
+_BIN = {N.Add: "+", N.Sub: "-", N.Mul: "*", N.And: "&", N.Or: "|", N.Xor: "^"}
+_CMP = {N.Eq: "==", N.Ne: "!=", N.Lt: "<", N.Le: "<=", N.Gt: ">", N.Ge: ">="}
+_MATH = {N.Exp: "tl.exp", N.Exp2: "tl.exp2", N.Log: "tl.log", N.Sqrt: "tl.sqrt_rn"}
+
+
+def _round_to(cg, dt, f32_expr: str) -> str:
+    """An f32 result rounded to the float dtype ``dt`` (in its register repr)."""
+    if dt == D.float16:
+        return f"({f32_expr}).to(tl.float16)"
+    if dt == D.bfloat16:
+        return f"{cg.use('vm_round_bf16')}({f32_expr})"
+    return f32_expr
+
+
+def _f32(dt, x: str) -> str:
+    return f"{x}.to(tl.float32)" if dt == D.float16 else x
+
+
+@rule(*_BIN, N.Div, N.Mod, N.Minimum, N.Maximum, N.Shl, N.Shr)
+def _binary(cg, i):
+    dt = i.a.dtype
+    a, b = cg.name(i.a), cg.name(i.b)
+    cls = type(i)
+    if cls is N.Minimum or cls is N.Maximum:   # floats: with one NaN operand, the other (minNum)
+        cg.define(i.out, f"tl.{'minimum' if cls is N.Minimum else 'maximum'}({a}, {b})")
+        return
+    if dt.is_float:
+        if cls is N.Div:
+            r = f"tl.div_rn({_f32(dt, a)}, {_f32(dt, b)})"
+        elif cls is N.Mod:
+            r = f"{_f32(dt, a)} % {_f32(dt, b)}"
+        elif dt == D.float16:
+            cg.define(i.out, f"{a} {_BIN[cls]} {b}")
+            return
+        else:
+            r = f"{a} {_BIN[cls]} {b}"
+        cg.define(i.out, _round_to(cg, dt, r))
+        return
+    if cls is N.Div or cls is N.Mod:
+        fn = cg.use("vm_idiv" if cls is N.Div else "vm_imod")
+        cg.define(i.out, f"{fn}({a}, {b}, {dt.is_signed})")
+    elif cls is N.Shl:
+        cg.define(i.out, f"{cg.use('vm_shl')}({a}, {b}, {dt.nbits})")
+    elif cls is N.Shr:
+        cg.define(i.out, f"{cg.use('vm_shr')}({a}, {b}, {dt.nbits}, {dt.is_signed})")
+    else:
+        cg.define(i.out, f"{a} {_BIN[cls]} {b}")
+
+
+@rule(*_CMP)
+def _compare(cg, i):
+    cg.define(i.out, f"{cg.name(i.a)} {_CMP[type(i)]} {cg.name(i.b)}")
+
+
+@rule(N.Neg, N.Abs, N.Invert, *_MATH, N.Rsqrt)
+def _unary(cg, i):
+    dt = i.x.dtype
+    x = cg.name(i.x)
+    cls = type(i)
+    if cls is N.Neg:
+        cg.define(i.out, f"-{x}")
+    elif cls is N.Invert:
+        cg.define(i.out, f"~{x}")
+    elif cls is N.Abs:
+        cg.define(i.out, x if (dt.is_int and not dt.is_signed) else f"tl.abs({x})")
+    elif cls is N.Rsqrt:
+        cg.define(i.out, _round_to(cg, dt, f"tl.div_rn(1.0, tl.sqrt_rn({_f32(dt, x)}))"))
+    else:
+        cg.define(i.out, _round_to(cg, dt, f"{_MATH[cls]}({_f32(dt, x)})"))
+
+
+@rule(N.Where)
+def _where(cg, i):
+    cg.define(i.out, f"tl.where({cg.name(i.cond)}, {cg.name(i.a)}, {cg.name(i.b)})")
+
+
+# ----------------------------------------------------------------------------------- reductions
+@rule(N.Sum, N.ReduceMax, N.ReduceMin)
+def _reduce(cg, i):
+    dt = i.x.dtype
+    x = cg.name(i.x)
+    ax = i.axis
+    lanes = cg.lane_mask(i.x.shape)
+    cls = type(i)
+    if cls is N.Sum:
+        if dt.is_float:
+            xf = _f32(dt, x)
+            if lanes:
+                xf = f"tl.where({lanes}, {xf}, 0.0)"
+            cg.define(i.out, _round_to(cg, dt, f"tl.sum({xf}, axis={ax})"))
+        else:
+            xi = f"tl.where({lanes}, {x}, 0)" if lanes else x
+            cg.define(i.out, f"tl.sum({xi}, axis={ax}).to({R.tl_type(dt)})")
+        return
+    fn = "tl.max" if cls is N.ReduceMax else "tl.min"
+    if dt.is_float:
+        if not lanes:   # tl.max / tl.min ignore NaN unless every element is NaN
+            cg.define(i.out, f"{fn}({x}, axis={ax})")
+            return
+        pad = 'float("-inf")' if cls is N.ReduceMax else 'float("inf")'
+        r = cg.tmp(f"{fn}(tl.where({lanes}, {x}, {pad}), axis={ax})", "r")
+        seen = cg.tmp(f"tl.max(({lanes} & ({x} == {x})).to(tl.int32), axis={ax})", "seen")
+        cg.define(i.out, f"tl.where({seen} > 0, {r}, float(\"nan\"))")
+    else:
+        pad = dt.min if cls is N.ReduceMax else dt.max
+        xi = f"tl.where({lanes}, {x}, {pad})" if lanes else x
+        cg.define(i.out, f"{fn}({xi}, axis={ax})")
+
+
+@rule(N.Dot)
+def _dot(cg, i):
+    (m, k), (_, n) = i.a.shape, i.b.shape
+    PM, PK, PN = pow2(m), pow2(k), pow2(n)
+    a, b, acc = cg.name(i.a), cg.name(i.b), cg.name(i.acc)
+    dt = i.a.dtype
+    zero = "0" if dt == D.int8 else "0.0"
+    if k != PK:   # padding lanes of the inner axis must add nothing
+        a = cg.tmp(f"tl.where({expand(f'(tl.arange(0, {PK}) < {k})', 1, 2)}, {a}, {zero})", "a")
+        b = cg.tmp(f"tl.where({expand(f'(tl.arange(0, {PK}) < {k})', 0, 2)}, {b}, {zero})", "b")
+    if min(PM, PK, PN) >= 16:
+        if dt == D.float32:
+            cg.define(i.out, f"tl.dot({a}, {b}, {acc}, input_precision=\"ieee\")")
+        elif dt == D.bfloat16:
+            cg.define(i.out, f"{cg.use('vm_dot_bf16')}({a}, {b}, {acc})")
+        else:
+            cg.define(i.out, f"tl.dot({a}, {b}, {acc})")
+        return
+    # tiles below Triton's 16x16x16 minimum: broadcast multiply and sum
+    wide = "tl.int32" if dt == D.int8 else "tl.float32"
+    cg.define(i.out, f"tl.sum({a}[:, :, None].to({wide}) * {b}[None, :, :].to({wide}), axis=1) + {acc}")
