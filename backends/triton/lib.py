@@ -46,12 +46,12 @@ def vm_store_bits(ptr, byte, shift, code, mask, BITS: tl.constexpr):
     w = byte >> 2
     field = tl.full((), (1 << BITS) - 1, tl.int64) << bit
     val = (code.to(tl.int64) & ((1 << BITS) - 1)) << bit
-    tl.atomic_and(words + w, (~field).to(tl.int32), mask=mask)
-    tl.atomic_or(words + w, val.to(tl.int32), mask=mask)
+    tl.atomic_and(words + w, (~field).to(tl.int32), mask=mask, sem="relaxed")
+    tl.atomic_or(words + w, val.to(tl.int32), mask=mask, sem="relaxed")
     if 8 % BITS != 0:
         two = mask & (bit + BITS > 32)
-        tl.atomic_and(words + w + 1, (~(field >> 32)).to(tl.int32), mask=two)
-        tl.atomic_or(words + w + 1, (val >> 32).to(tl.int32), mask=two)
+        tl.atomic_and(words + w + 1, (~(field >> 32)).to(tl.int32), mask=two, sem="relaxed")
+        tl.atomic_or(words + w + 1, (val >> 32).to(tl.int32), mask=two, sem="relaxed")
 
 
 def vm_bool(x):

@@ -130,7 +130,7 @@ def to_codes(dt, x: str) -> tuple[str, str]:
     if dt == D.float16:
         return f"({x}.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF)", "tl.int32"
     if dt == D.bfloat16:
-        return f"({x}.to(tl.int32, bitcast=True) >> 16) & 0xFFFF", "tl.int32"
+        return f"(({x}.to(tl.int32, bitcast=True) >> 16) & 0xFFFF)", "tl.int32"
     if dt == D.float32:
         return f"({x}.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF)", "tl.int64"
     if dt.nbits == 32:

@@ -134,7 +134,7 @@ def _dot(cg, i):
     if k != PK:   # padding lanes of the inner axis must add nothing
         a = cg.tmp(f"tl.where({expand(f'(tl.arange(0, {PK}) < {k})', 1, 2)}, {a}, {zero})", "a")
         b = cg.tmp(f"tl.where({expand(f'(tl.arange(0, {PK}) < {k})', 0, 2)}, {b}, {zero})", "b")
-    if min(PM, PK, PN) >= 16:
+    if min(PM, PN) >= 16 and PK >= (32 if dt == D.int8 else 16):   # Triton's minimum MMA shapes
         if dt == D.float32:
             cg.define(i.out, f"tl.dot({a}, {b}, {acc}, input_precision=\"ieee\")")
         elif dt == D.bfloat16:
@@ -142,6 +142,6 @@ def _dot(cg, i):
         else:
             cg.define(i.out, f"tl.dot({a}, {b}, {acc})")
         return
-    # tiles below Triton's 16x16x16 minimum: broadcast multiply and sum
+    # tiles below Triton's minimum (16 x 16 x 16; K >= 32 for int8): broadcast multiply and sum
     wide = "tl.int32" if dt == D.int8 else "tl.float32"
     cg.define(i.out, f"tl.sum({a}[:, :, None].to({wide}) * {b}[None, :, :].to({wide}), axis=1) + {acc}")

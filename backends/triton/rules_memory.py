@@ -180,7 +180,8 @@ def _insert(cg, i):
     for a, it in enumerate(i.index):
         vshape.append(1 if isinstance(it, N.At) else pow2(it.length))
     if i.value.is_scalar:
-        v = cg.tmp(f"tl.reshape({v}, {shape_text([1] * rank)})", "v")
+        ty = "tl.int8" if is_bool else R.tl_type(dst.dtype)
+        v = cg.tmp(f"tl.full({shape_text([1] * rank)}, {v}, {ty})", "v")
     elif any(isinstance(it, N.At) for it in i.index):
         v = cg.tmp(f"tl.reshape({v}, {shape_text(vshape)})", "v")
     cur = list(vshape)

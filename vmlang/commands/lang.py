@@ -145,7 +145,9 @@ def _summary(name, dtype, arr) -> str:
 
 @command("run", "run a .vm kernel on random inputs and print a summary of its outputs",
          lambda p: (p.add_argument("file"), _defines(p),
-                    p.add_argument("--backend", default=None, help="numpy (default), triton or ptx"),
+                    p.add_argument("--backend", default=None,
+                                   help="numpy, triton or ptx (default: triton where a CUDA GPU is present, "
+                                        "else numpy; VMLANG_BACKEND overrides)"),
                     p.add_argument("--seed", type=int, default=0),
                     p.add_argument("--save", metavar="OUT.npz", help="save inputs and outputs")))
 def _run(args) -> int:
