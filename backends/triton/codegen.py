@@ -127,6 +127,7 @@ class Codegen:
         self.names: dict[int, str] = {}
         self.consts: dict[int, object] = {}      # value id -> Python value of a constant
         self.producers: dict[int, N.Instr] = {}  # value id -> defining instruction
+        self.loop_vars: dict[int, tuple] = {}    # loop variable id -> (start, step) values
         self.helpers: set[str] = set()
         self.extra_helpers: dict[str, str] = {}  # generated helpers (codebooks): name -> source
         self.taken: set[str] = set(self.sig.arg_names())

@@ -53,7 +53,11 @@ def _binary(cg, i):
             r = f"{a} {_BIN[cls]} {b}"
         cg.define(i.out, _round_to(cg, dt, r))
         return
-    if cls is N.Div or cls is N.Mod:
+    c = cg.const_of(i.b)
+    if (cls is N.Div or cls is N.Mod) and isinstance(c, int) and c not in (0, -1):
+        # a constant divisor other than 0 and -1: Triton's // and % truncate like C, no special cases
+        cg.define(i.out, f"{a} {'//' if cls is N.Div else '%'} {b}")
+    elif cls is N.Div or cls is N.Mod:
         fn = cg.use("vm_idiv" if cls is N.Div else "vm_imod")
         cg.define(i.out, f"{fn}({a}, {b}, {dt.is_signed})")
     elif cls is N.Shl:

@@ -64,6 +64,7 @@ def _for(cg, i):
         cg.names[o.id] = n
         carried.append(n)
     var = cg.define(i.var)
+    cg.loop_vars[i.var.id] = (i.start, i.step)
     cg.emit(f"for {var}_ in range({cg.name(i.start)}, {cg.name(i.stop)}, {cg.name(i.step)}):")
     cg.indent += 1
     cg.emit(f"{var} = {var}_ + tl.zeros((), tl.int32)   # an int32 tensor (the interpreter iterates Python ints)")

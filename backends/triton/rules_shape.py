@@ -115,12 +115,12 @@ def _view(cg, i):
     codes = cg.tmp(f"{codes}.to({wide})" if wide != ctype else codes, "codes")
     Pm = pow2(m)
     cur = list(padded(i.x.shape))
-    j = f"tl.minimum(tl.arange(0, {Pm}), {m - 1})"
+    j = f"tl.arange(0, {Pm})" if Pm == m else f"tl.minimum(tl.arange(0, {Pm}), {m - 1})"
     first = cg.tmp(f"({j} * {b}) // {a}", "first")
     off = cg.tmp(expand(f"(({j} * {b}) % {a})", rank - 1, rank), "off")
     acc = None
     for t in range(span):
-        idx = f"tl.minimum({first} + {t}, {n - 1})"
+        idx = f"tl.minimum({first} + {t}, {n - 1})" if t else first
         g = take(cg, codes, cur, rank - 1, idx, Pm)   # (clamped lanes only feed bits masked off below)
         term = g if t == 0 else f"({g} << {t * a})"
         acc = term if acc is None else f"{acc} | {term}"
