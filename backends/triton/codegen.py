@@ -97,23 +97,31 @@ class Signature:
 def signature(kernel: N.Kernel) -> Signature:
     sig = Signature()
     scalar_names = {p.name for p in kernel.params if not isinstance(p.type, GlobalType)}
+    used: set[str] = set()
+
+    def unique(name: str) -> str:
+        while name in used:
+            name += "_"
+        used.add(name)
+        return name
+
     symbols = set()
     for p in kernel.params:
         if isinstance(p.type, GlobalType):
             base = safe(p.name)
             rank = len(p.type.dims)
-            sig.tensors.append((p, base + "_ptr", [f"{base}_shape{a}" for a in range(rank)],
-                                [f"{base}_stride{a}" for a in range(rank - 1)]))
+            sig.tensors.append((p, unique(base + "_ptr"), [unique(f"{base}_shape{a}") for a in range(rank)],
+                                [unique(f"{base}_stride{a}") for a in range(rank - 1)]))
             for d in p.type.dims:
                 symbols |= d.symbols()
     for ins in N.walk(kernel.body):
         if isinstance(ins, N.SizeOf):
             symbols.add(ins.symbol)
     for s in sorted(symbols - scalar_names):
-        sig.sizes.append((s, safe(s)))
+        sig.sizes.append((s, unique(safe(s))))
     for p in kernel.params:
         if not isinstance(p.type, GlobalType):
-            sig.scalars.append((p, safe(p.name)))
+            sig.scalars.append((p, unique(safe(p.name))))
     return sig
 
 
@@ -264,10 +272,16 @@ class Codegen:
         fn = [deco, f"def {safe(k.name)}(", *params, "):", body]
         tail = []
         helpers = [lib.helper_source(h).rstrip() for h in lib.closure(self.helpers)]
-        for g, line in lib.GLOBALS.items():
-            if any(g in h for h in helpers):
-                head[4:4] = ["import os"]
-                head.insert(-2, line)
+        extra = []
+        for g, lines in lib.GLOBALS.items():
+            if any(re.search(rf"\b{g}\b", h) for h in helpers):
+                extra += lines
+        imports = [line for line in extra if line.startswith(("import ", "from "))]
+        head[4:6] = (sorted(line for line in imports if line.startswith("import ")) + head[4:6]
+                     + sorted(line for line in imports if line.startswith("from ")))
+        consts_lines = [line for line in extra if line not in imports]
+        if consts_lines:
+            head[-2:-2] = [""] + consts_lines
         for h in helpers:
             tail += ["", "", h]
         for name, src in sorted(self.extra_helpers.items()):

@@ -245,9 +245,45 @@ def vm_atomic_add_bf16(ptr, off, val, mask):
                       sem="relaxed")
 
 
-#: module-level constants some helpers need, emitted into the generated module when used
+def vm_exp(x):
+    """e**x of float32: libdevice's expf on a GPU (within 2 ulps; ``tl.exp`` is ex2.approx of x * log2(e),
+    whose error grows with |x|), NumPy's in the interpreter."""
+    if VM_INTERPRET:
+        return tl.exp(x)
+    else:
+        return libdevice.exp(x)
+
+
+def vm_exp2(x):
+    """2**x of float32 (libdevice on a GPU)."""
+    if VM_INTERPRET:
+        return tl.exp2(x)
+    else:
+        return libdevice.exp2(x)
+
+
+def vm_log(x):
+    """Natural logarithm of float32 (libdevice on a GPU: ``tl.log`` is lg2.approx, whose relative error is
+    large near 1)."""
+    if VM_INTERPRET:
+        return tl.log(x)
+    else:
+        return libdevice.log(x)
+
+
+def vm_fmod(a, b):
+    """C fmod of float32, exact (libdevice on a GPU; LLVM's frem lowering divides approximately)."""
+    if VM_INTERPRET:
+        return a % b
+    else:
+        return libdevice.fmod(a, b)
+
+
+#: module-level names some helpers need, emitted into the generated module when a helper uses them
 GLOBALS = {
-    "VM_INTERPRET": 'VM_INTERPRET = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"))',
+    "VM_INTERPRET": ["import os",
+                     'VM_INTERPRET = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on"))'],
+    "libdevice": ["from triton.language.extra import libdevice"],
 }
 
 

@@ -2,9 +2,10 @@
 
 Float arithmetic matches the VM's "exact result, rounded once" where IEEE operations give it: f16
 and f32 + - * are native, division and square root use the correctly rounded ``div_rn`` /
-``sqrt_rn``, bf16 computes in f32 and rounds to bfloat16 (exact for + - * / sqrt). exp, exp2, log,
-rsqrt and fmod use Triton's f32 functions (within a few ulps), and reductions and dot add in a
-tree order rather than exactly: those are compared within the tolerance of tests/support.py.
+``sqrt_rn``, bf16 computes in f32 and rounds to bfloat16 (exact for + - * / sqrt). exp, exp2, log and
+fmod use libdevice on a GPU (within 2 ulps; fmod exact) and NumPy in the interpreter, rsqrt is
+``1 / sqrt`` rounded twice, and reductions and dot add in a tree order rather than exactly: those are
+compared within the tolerance of tests/support.py.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .codegen import expand, pow2, rule
 
 _BIN = {N.Add: "+", N.Sub: "-", N.Mul: "*", N.And: "&", N.Or: "|", N.Xor: "^"}
 _CMP = {N.Eq: "==", N.Ne: "!=", N.Lt: "<", N.Le: "<=", N.Gt: ">", N.Ge: ">="}
-_MATH = {N.Exp: "tl.exp", N.Exp2: "tl.exp2", N.Log: "tl.log", N.Sqrt: "tl.sqrt_rn"}
+_MATH = {N.Exp: "vm_exp", N.Exp2: "vm_exp2", N.Log: "vm_log", N.Sqrt: "tl.sqrt_rn"}
 
 
 def _round_to(cg, dt, f32_expr: str) -> str:
@@ -45,7 +46,7 @@ def _binary(cg, i):
         if cls is N.Div:
             r = f"tl.div_rn({_f32(dt, a)}, {_f32(dt, b)})"
         elif cls is N.Mod:
-            r = f"{_f32(dt, a)} % {_f32(dt, b)}"
+            r = f"{cg.use('vm_fmod')}({_f32(dt, a)}, {_f32(dt, b)})"
         elif dt == D.float16:
             cg.define(i.out, f"{a} {_BIN[cls]} {b}")
             return
@@ -87,7 +88,10 @@ def _unary(cg, i):
     elif cls is N.Rsqrt:
         cg.define(i.out, _round_to(cg, dt, f"tl.div_rn(1.0, tl.sqrt_rn({_f32(dt, x)}))"))
     else:
-        cg.define(i.out, _round_to(cg, dt, f"{_MATH[cls]}({_f32(dt, x)})"))
+        fn = _MATH[cls]
+        if fn.startswith("vm_"):
+            cg.use(fn)
+        cg.define(i.out, _round_to(cg, dt, f"{fn}({_f32(dt, x)})"))
 
 
 @rule(N.Where)
