@@ -1,7 +1,7 @@
 """Loading generated Triton modules and launching them on bound arguments.
 
-The generated source is written to a file (Triton reads a kernel's source with ``inspect``) under the
-vmlang cache folder, or a temporary folder, named by its hash, and imported from there. Where there is
+The generated source is written to a file (Triton reads a kernel's source with ``inspect``) in a
+temporary folder named by its hash, and imported from there. Where there is
 no CUDA GPU, kernels run under the Triton interpreter on CPU torch tensors (see :mod:`.env`).
 """
 from __future__ import annotations
@@ -26,36 +26,36 @@ from .env import cuda_present as _cuda, interpreting
 SOURCE_FILE = "kernel_triton.py"
 
 
-def _module_dir(source: str, options) -> str:
+def _module_dir(source: str) -> str:
+    """A folder holding ``source`` as kernel_triton.py (content-addressed, written atomically). The disk
+    cache of the runtime keeps its own copy in ``CompiledKernel.files``; this one is only for importing."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:24]
-    roots = []
-    if options is not None and getattr(options, "disk_cache", False):
-        roots.append(os.path.join(options.resolved_cache_dir(), "triton-src"))
-    roots.append(os.path.join(tempfile.gettempdir(), f"vmlang-triton-{os.getuid() if hasattr(os, 'getuid') else 0}"))
-    for root in roots:
-        d = os.path.join(root, digest)
-        try:
-            os.makedirs(d, exist_ok=True)
-            path = os.path.join(d, SOURCE_FILE)
-            if not (os.path.exists(path) and open(path, encoding="utf-8").read() == source):
-                tmp = f"{path}.{os.getpid()}.tmp"
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(source)
-                os.replace(tmp, path)
-            return d
-        except OSError:
-            continue
-    raise BackendError("cannot write the generated Triton source anywhere (cache folder and temp folder)")
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    d = os.path.join(tempfile.gettempdir(), f"vmlang-triton-{uid}", digest)
+    try:
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, SOURCE_FILE)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                if f.read() == source:
+                    return d
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise BackendError(f"cannot write the generated Triton source to {d}: {e}") from None
+    return d
 
 
-def load_module(source: str, options=None):
+def load_module(source: str):
     """Import generated source as a module (cached per source text)."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:24]
     modname = f"vmlang_triton_{digest}"
     mod = sys.modules.get(modname)
     if mod is not None:
         return mod
-    path = os.path.join(_module_dir(source, options), SOURCE_FILE)
+    path = os.path.join(_module_dir(source), SOURCE_FILE)
     spec = importlib.util.spec_from_file_location(modname, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -81,7 +81,7 @@ class CompiledKernel:
     @property
     def fn(self):
         if self._fn is None:
-            mod = load_module(self.source, self.options)
+            mod = load_module(self.source)
             self._fn = getattr(mod, safe(self.kernel.name))
         return self._fn
 
@@ -128,8 +128,13 @@ class CompiledKernel:
             return
         device = self.device(b)
         args, fixups = self.arguments(b, device)
-        with np.errstate(all="ignore"):   # the interpreter computes with NumPy; a GPU does not warn
-            self.fn[grid](*args, num_warps=self.kernel.warps, enable_fp_fusion=False)
+        if device.startswith("cuda"):
+            import torch
+            with torch.cuda.device(torch.device(device)):   # Triton launches on the current device
+                self.fn[grid](*args, num_warps=self.kernel.warps, enable_fp_fusion=False)
+        else:
+            with np.errstate(all="ignore"):   # the interpreter computes with NumPy; a GPU does not warn
+                self.fn[grid](*args, num_warps=self.kernel.warps, enable_fp_fusion=False)
         for al, t in fixups:
             t.copy_(al)
         b.commit(self.written)
