@@ -117,6 +117,31 @@ def test_view_between_widths(a):
     run_kernel("triton", vm.compile_source(src), tensor(a, codes), *args, exact=True)
 
 
+@pytest.mark.parametrize("dt", DTYPES, ids=str)
+def test_view_every_dtype_as_bytes_and_bits_and_back(dt):
+    """Every dtype's bit stream read as bytes and as bits, and bytes read as it."""
+    n = 24                                  # 24 elements of any width fill whole bytes
+    nb, nbits = n * dt.nbits // 8, n * dt.nbits
+    src = f"""
+kernel k(x: {dt.name}[R, C] global, b: u8[R, {nb}] global, t: uint1[R, {nbits}] global, y: {dt.name}[R, C] global,
+         c: u8[R, {nb}] global) grid(1) {{
+    v = load(x[0 : +3, 0 : +{n}]);
+    store(b[0 : +3, 0 : +{nb}], view(v, u8));
+    store(t[0 : +3, 0 : +{nbits}], view(v, uint1));
+    store(y[0 : +3, 0 : +{n}], view(load(c[0 : +3, 0 : +{nb}]), {dt.name}));
+}}"""
+    codes = random_codes(dt, (3, n), finite=False)
+    if dt == vm.bfloat16:     # the VM keeps bf16 in float32 and canonicalises NaN payloads
+        codes = np.where(np.isnan(dt.decode(codes.astype(np.int64))), 0x7FC0, codes)
+    c = RNG.integers(0, 256, (3, nb)).astype(np.uint8)
+    if dt == vm.bfloat16:                   # bytes that make no bf16 Inf/NaN (exponent not all ones)
+        hi = c[:, 1::2]
+        c[:, 1::2] = np.where((hi & 0x7F) == 0x7F, hi & 0xBF, hi)   # no bf16 NaN patterns
+    run_kernel("triton", vm.compile_source(src), tensor(dt, codes), np.zeros((3, nb), np.uint8),
+               tensor(vm.uint1, np.zeros((3, nbits), np.uint64)), tensor(dt, np.zeros((3, n), np.uint64)), c,
+               exact=True)
+
+
 @pytest.mark.parametrize("dt", [vm.uint1, vm.int3, vm.float6_e3m2, vm.nf4, vm.float8_e4m3, vm.int8, vm.float16,
                                 vm.bfloat16, vm.float32, vm.uint32], ids=str)
 @pytest.mark.parametrize("off", [0, 3, 12])
