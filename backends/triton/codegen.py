@@ -24,7 +24,6 @@ from typing import Callable
 
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
-from vmlang.ir.symexpr import SymVar
 from vmlang.ir.types import BOOL, GlobalType
 
 from . import lib

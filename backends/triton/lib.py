@@ -282,7 +282,8 @@ def vm_fmod(a, b):
 #: module-level names some helpers need, emitted into the generated module when a helper uses them
 GLOBALS = {
     "VM_INTERPRET": ["import os",
-                     'VM_INTERPRET = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on"))'],
+                     'VM_INTERPRET = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0").lower() in '
+                     '("1", "true", "on"))'],
     "libdevice": ["from triton.language.extra import libdevice"],
 }
 

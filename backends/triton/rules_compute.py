@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
-from vmlang.ir.types import BOOL
 
 from . import reprs as R
 from .codegen import expand, pow2, rule

@@ -73,7 +73,8 @@ def test_whole_byte_row_segments(dt):
     plain bytes unpacked in registers; edges (C = 37, a negative start) still read the fill and skip
     stores outside the shape."""
     src = f"""
-kernel k(x: {dt.name}[R, C] global, y: {dt.name}[R, C] global, z: {dt.name}[R, C] global) grid(cdiv(C, 16), cdiv(R, 2)) {{
+kernel k(x: {dt.name}[R, C] global, y: {dt.name}[R, C] global, z: {dt.name}[R, C] global)
+        grid(cdiv(C, 16), cdiv(R, 2)) {{
     c0 = block.x * 16;
     r0 = block.y * 2;
     t = load(x[r0 : +2, c0 : +16], fill={fill_literal(dt)});

@@ -132,7 +132,8 @@ def test_dot_of_any_shape(t, npt, mkn):
     acc = "i32" if t == "i8" else "f32"
     src = f"""
 kernel k(a: {t}[M, K] global, b: {t}[K, N] global, c: {acc}[M, N] global, d: {acc}[M, N] global) grid(1) {{
-    store(d[0 : +{m}, 0 : +{n}], dot(load(a[0 : +{m}, 0 : +{k}]), load(b[0 : +{k}, 0 : +{n}]), load(c[0 : +{m}, 0 : +{n}])));
+    acc = load(c[0 : +{m}, 0 : +{n}]);
+    store(d[0 : +{m}, 0 : +{n}], dot(load(a[0 : +{m}, 0 : +{k}]), load(b[0 : +{k}, 0 : +{n}]), acc));
 }}"""
     if t == "i8":
         a, b = ints(np.int8, m * k).reshape(m, k), ints(np.int8, k * n).reshape(k, n)
