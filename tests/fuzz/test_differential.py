@@ -70,7 +70,13 @@ def pytest_generate_tests(metafunc):
 
 
 def _campaign(target: str, n: int, seed_value=None, strategy=None):
+    """Run ``n`` examples on ``target``; print the outcome statistics (shown with ``-s`` or ``-rP``)."""
     tally = collections.Counter()
+    stats = collections.Counter()
+
+    def record(what: str):
+        stats[what] += 1
+        event(what)
     reproduce = ""
     if seed_value is not None:
         reproduce = (f"reproduce: VMLANG_FUZZ_SEED={seed_value} VMLANG_FUZZ_EXAMPLES={n} python -m pytest "
@@ -83,7 +89,7 @@ def _campaign(target: str, n: int, seed_value=None, strategy=None):
     @settings(max_examples=n, derandomize=seed_value is None, **COMMON)
     @given(case=strategy if strategy is not None else cases())
     def run(case):
-        tally[check(case, target, events=event, reproduce=reproduce)] += 1
+        tally[check(case, target, events=record, reproduce=reproduce)] += 1
 
     if seed_value is not None:
         run = hseed(seed_value)(run)
@@ -91,6 +97,9 @@ def _campaign(target: str, n: int, seed_value=None, strategy=None):
     else:
         with _shrink_limit(DEFAULT_SHRINK_SECONDS):
             run()
+    print(f"\nfuzz statistics, {target}, {n} examples:")
+    for what, k in stats.most_common():
+        print(f"  {k:6d}  {what}")
     return tally
 
 
