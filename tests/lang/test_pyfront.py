@@ -11,12 +11,9 @@ front end is tested on plain functions, independently of the runtime's ``vm.jit`
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import importlib.util
 import inspect
-import itertools
 import pathlib
 import runpy
 import textwrap
@@ -36,45 +33,19 @@ from vmlang.lang.parser import parse
 from vmlang.lang.pyfront import JitSource, constexpr, parse_function
 from vmlang.lang.stubs import STUBS
 
+from pyfront_support import import_file, write_file  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-_COUNTER = itertools.count()
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def recording_jit(fn=None, *, grid=None, warps=None, **_):
-    """Stands in for vm.jit: leaves the function alone and records what the decorator was given."""
-    def deco(f):
-        f.__vm_jit__ = {"grid": grid, "warps": warps}
-        return f
-    return deco if fn is None else deco(fn)
-
-
-@contextlib.contextmanager
-def jit_recorder():
-    missing = object()
-    old = vmlang.__dict__.get("jit", missing)
-    vmlang.jit = recording_jit
-    try:
-        yield
-    finally:
-        if old is missing:
-            del vmlang.jit
-        else:
-            vmlang.jit = old
-
-
-def import_file(path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(f"pyfront_case_{next(_COUNTER)}", path)
-    mod = importlib.util.module_from_spec(spec)
-    with jit_recorder():
-        spec.loader.exec_module(mod)
-    return mod
-
-
 def load(tmp_path: pathlib.Path, text: str, name: str | None = None):
-    path = tmp_path / (name or f"case_{next(_COUNTER)}.py")
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    text = textwrap.dedent(text).lstrip("\n")
+    if name is None:
+        return import_file(write_file(tmp_path, text))
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
     return import_file(path)
 
 

@@ -2,18 +2,17 @@
 every ```python-error block is rejected with a VMSyntaxError or VMTypeError located in the block."""
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import pathlib
 import re
 import types
 
 import pytest
 
-import vmlang
 from vmlang.ir.errors import VMSyntaxError, VMTypeError
 from vmlang.lang.lower import lower_kernel
 from vmlang.lang.pyfront import parse_function
+
+from pyfront_support import import_file  # noqa: E402
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "jit.md"
 BLOCK = re.compile(r"^```(python|python-error)\n(.*?)^```", re.S | re.M)
@@ -27,27 +26,6 @@ def _blocks():
 BLOCKS = _blocks()
 
 
-def recording_jit(fn=None, *, grid=None, warps=None, **_):
-    def deco(f):
-        f.__vm_jit__ = {"grid": grid, "warps": warps}
-        return f
-    return deco if fn is None else deco(fn)
-
-
-@contextlib.contextmanager
-def jit_recorder():
-    missing = object()
-    old = vmlang.__dict__.get("jit", missing)
-    vmlang.jit = recording_jit
-    try:
-        yield
-    finally:
-        if old is missing:
-            del vmlang.jit
-        else:
-            vmlang.jit = old
-
-
 def test_the_doc_has_examples():
     kinds = [k for k, _, _ in BLOCKS]
     assert kinds.count("python") >= 5 and kinds.count("python-error") >= 2
@@ -57,10 +35,7 @@ def test_the_doc_has_examples():
 def test_doc_block(tmp_path, kind, code, line):
     path = tmp_path / f"doc_line{line}.py"
     path.write_text(code, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    with jit_recorder():
-        spec.loader.exec_module(mod)
+    mod = import_file(path)
     fns = [v for v in vars(mod).values() if isinstance(v, types.FunctionType) and hasattr(v, "__vm_jit__")]
     assert fns, "the block defines no @vm.jit kernel"
     for fn in fns:

@@ -8,10 +8,7 @@ parse_function (and the lowering after it) raises nothing but VMError subclasses
 from __future__ import annotations
 
 import builtins
-import contextlib
-import importlib.util
 import io
-import itertools
 import linecache
 import pathlib
 import random
@@ -30,39 +27,12 @@ from vmlang.ir.errors import VMError, VMSyntaxError, VMTypeError
 from vmlang.lang.lower import lower_kernel
 from vmlang.lang.pyfront import parse_function
 
+from pyfront_support import import_file, write_file  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-_COUNTER = itertools.count()
-
-
-def recording_jit(fn=None, *, grid=None, warps=None, **_):
-    def deco(f):
-        f.__vm_jit__ = {"grid": grid, "warps": warps}
-        return f
-    return deco if fn is None else deco(fn)
-
-
-@contextlib.contextmanager
-def jit_recorder():
-    missing = object()
-    old = vmlang.__dict__.get("jit", missing)
-    vmlang.jit = recording_jit
-    try:
-        yield
-    finally:
-        if old is missing:
-            del vmlang.jit
-        else:
-            vmlang.jit = old
-
-
 def load(tmp_path: pathlib.Path, text: str):
-    path = tmp_path / f"kernels_{next(_COUNTER)}.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    with jit_recorder():
-        spec.loader.exec_module(mod)
-    return path, mod
+    path = write_file(tmp_path, text, "kernels")
+    return path, import_file(path)
 
 
 # ------------------------------------------------------------------------------------------ rejections
