@@ -58,15 +58,20 @@ def compile_source(source: str, filename: str = "<string>", consts: dict | None 
     return lower_kernel(ast_k, consts, source, filename)
 
 
-def compile_file(path: str | os.PathLike, consts: dict | None = None, kernel: str | None = None) -> N.Kernel:
+def read_source(path: str | os.PathLike) -> tuple[str, str]:
+    """-> (path as a string, the file's text); unreadable or non-UTF-8 files raise a VMError."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
-            source = f.read()
+            return path, f.read()
     except OSError as e:
         raise VMError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise VMError(f"{path} is not UTF-8 text") from None
+
+
+def compile_file(path: str | os.PathLike, consts: dict | None = None, kernel: str | None = None) -> N.Kernel:
+    path, source = read_source(path)
     return compile_source(source, path, consts, kernel)
 
 
@@ -116,14 +121,7 @@ def load(path: str | os.PathLike, kernel: str | None = None):
     and the front end reads that call as the ``load`` instruction.
     """
     from vmlang.runtime.kernel import Kernel, KernelSource
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
-    except OSError as e:
-        raise VMError(f"cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise VMError(f"{path} is not UTF-8 text") from None
+    path, source = read_source(path)
     module = parse_source(source, path)
     kernels = {k.name: Kernel(KernelSource(k, source, path, source, "vm")) for k in module.kernels}
     if kernel is not None:

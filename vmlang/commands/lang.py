@@ -52,9 +52,7 @@ def _compile(args):
     import vmlang.api as api
     from vmlang.lang.parser import parse
     defines = _parse_defines(args.defines)
-    source = _source_of(args.file)
-    if source is None:
-        raise VMError(f"cannot read {args.file}")
+    _, source = api.read_source(args.file)
     module = parse(source, args.file)
     names = [k.name for k in module.kernels]
     kname = args.kernel or (names[0] if len(names) == 1 else None)
@@ -76,9 +74,7 @@ def _check(args) -> int:
     from vmlang.ir import nodes as N
     from vmlang.lang.parser import parse
     try:
-        source = _source_of(args.file)
-        if source is None:
-            raise VMError(f"cannot read {args.file}")
+        _, source = api.read_source(args.file)
         module = parse(source, args.file)
         defines = _parse_defines(args.defines)
         for k in module.kernels:
