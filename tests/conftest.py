@@ -40,28 +40,10 @@ def compiled_backends(config) -> list[str]:
     """The compiled backends named by ``--backend`` (all of them, even if they cannot load: the tests then
     say why), or every compiled backend that loads here."""
     cached = getattr(config, "_vm_compiled_backends", None)
-    if cached is not None:
-        return cached
-    import vmlang as vm
-    from vmlang.ir.errors import BackendError
-    option = config.getoption("--backend")
-    if option:
-        names = [n.strip() for n in option.split(",") if n.strip() and n.strip() != "numpy"]
-    else:
-        names = [n for n in vm.api.BACKENDS if n != "numpy"]
-    out = []
-    for n in names:
-        if n == "triton" and not vm.api.cuda_available():
-            os.environ.setdefault("TRITON_INTERPRET", "1")
-        try:
-            vm.backend(n)
-        except BackendError:
-            if option:
-                out.append(n)
-            continue
-        out.append(n)
-    config._vm_compiled_backends = out
-    return out
+    if cached is None:
+        from support import compiled_backends as names
+        cached = config._vm_compiled_backends = names(config.getoption("--backend"))
+    return cached
 
 
 def pytest_generate_tests(metafunc):

@@ -37,6 +37,30 @@ UNIT = {D.float16: 2.0 ** -11, D.bfloat16: 2.0 ** -8, D.float32: 2.0 ** -24}
 NUMPY = "numpy"
 
 
+
+def compiled_backends(option: str | None) -> list[str]:
+    """The compiled backends to test: those named by ``--backend`` (all of them, even if they cannot load:
+    the tests then say why), or every compiled backend that loads here (triton under TRITON_INTERPRET=1
+    where there is no GPU)."""
+    import os
+    from vmlang.ir.errors import BackendError
+    if option:
+        names = [n.strip() for n in option.split(",") if n.strip() and n.strip() != "numpy"]
+    else:
+        names = [n for n in vm.api.BACKENDS if n != "numpy"]
+    out = []
+    for n in names:
+        if n == "triton" and not vm.api.cuda_available():
+            os.environ.setdefault("TRITON_INTERPRET", "1")
+        try:
+            vm.backend(n)
+        except BackendError:
+            if option:
+                out.append(n)      # asked for explicitly: the test reports why it cannot run
+            continue
+        out.append(n)
+    return out
+
 # ------------------------------------------------------------------------------------------ the rule
 def float_tolerance(dt, scale, terms: int = 1) -> np.ndarray:
     """The allowed ``|got - want|`` for an approximate float result of dtype ``dt`` (see module doc)."""

@@ -455,23 +455,3 @@ def case_arrays(case: Case) -> dict:
             out[f"p{i}_codes"] = np.asarray(p.codes)
     return out
 
-
-# ============================================================================================ backends
-def compiled_backends(option: Optional[str]) -> list[str]:
-    """The compiled backends to fuzz: those named by ``--backend`` or every one that imports here."""
-    if option:
-        names = [n.strip() for n in option.split(",") if n.strip() and n.strip() != "numpy"]
-    else:
-        names = [n for n in vm.api.BACKENDS if n != "numpy"]
-    out = []
-    for n in names:
-        if n == "triton" and not vm.api.cuda_available():
-            os.environ.setdefault("TRITON_INTERPRET", "1")
-        try:
-            vm.backend(n)
-        except BackendError:
-            if option:
-                out.append(n)      # asked for explicitly: the test reports why it cannot run
-            continue
-        out.append(n)
-    return out

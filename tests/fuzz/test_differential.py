@@ -25,7 +25,9 @@ import random
 import pytest
 from hypothesis import HealthCheck, event, given, seed as hseed, settings
 
-from .runner import ROUNDTRIP, GeneratorBug, check, compiled_backends, compile_case
+from support import compiled_backends
+
+from .runner import ROUNDTRIP, GeneratorBug, check, compile_case
 from .strategies import ALL_DTYPES, cases
 
 #: examples per target in the default (CI) run; the whole module stays well under 3 minutes on 2 cores
