@@ -101,40 +101,49 @@ class Autotuned:
 
     # ------------------------------------------------------------------------------ calling
     def __call__(self, *args, backend: str | None = None, **kwargs):
-        cfg = self.choose(args, kwargs, backend)
-        compiled, binding = self.kernel.prepare(args, kwargs, backend, consts=cfg.consts)
+        cfg, prepared = self._choose(args, kwargs, backend)
+        compiled, binding = prepared if prepared is not None else \
+            self.kernel.prepare(args, kwargs, backend, consts=cfg.consts)
         compiled.launch(binding)
 
     def choose(self, args, kwargs, backend=None) -> Config:
         """The best config for these arguments (tuning now if this tuning key is new)."""
+        return self._choose(args, kwargs, backend)[0]
+
+    def _choose(self, args, kwargs, backend):
+        """-> (best config, its (compiled, binding) when finding the tuning key already prepared it)."""
         clash = {k for c in self.configs for k in c.consts} & set(kwargs)
         if clash:
             raise ArgumentError(f"{self.kernel.name}: {', '.join(sorted(clash))} is chosen by autotuning; do not "
                                 f"pass it (or call the kernel without @vm.autotune)")
         opts = self.kernel.resolve_options(backend)
-        tkey, binding = self._tuning_key(args, kwargs, backend)
+        tkey, probe, prepared = self._tuning_key(args, kwargs, backend, opts)
+
+        def result(cfg):
+            return cfg, (prepared if cfg == probe else None)
         if tkey in self.best:
-            return self.best[tkey]
+            return result(self.best[tkey])
         path = Path(opts.resolved_cache_dir()) / "autotune" / f"{self._file_id()}.json"
         stored = (read_json(path) or {}) if opts.disk_cache else {}
         if tkey in stored:
             cfg = Config(**stored[tkey]["config"])
             if cfg in self.configs:
                 self.best[tkey] = cfg
-                return cfg
-        cfg, timings = self._tune(args, kwargs, backend, binding)
+                return result(cfg)
+        cfg, timings = self._tune(args, kwargs, backend)
         self.best[tkey] = cfg
         if opts.disk_cache:
             stored = read_json(path) or {}
             stored[tkey] = {"config": {k: _const_text(v) for k, v in cfg.consts.items()}, "timings": timings}
             write_json(path, stored)
-        return cfg
+        return result(cfg)
 
     def _file_id(self) -> str:
         h = hashlib.sha256((self.kernel.src.text + "\0" + self.kernel.name).encode()).hexdigest()[:24]
         return f"{self.kernel.name}-{h}"
 
-    def _tuning_key(self, args, kwargs, backend):
+    def _tuning_key(self, args, kwargs, backend, opts):
+        """-> (tuning key, the config used to find it, that config's (compiled, binding))."""
         last_err = None
         for cfg in self.configs:     # any config that compiles tells the sizes and the device
             try:
@@ -154,15 +163,14 @@ class Autotuned:
                 raise ArgumentError(f"{self.kernel.name}: autotune key {n!r} is not a size symbol or an integer "
                                     f"scalar parameter (they are: {', '.join(sorted(binding.sizes))})")
             values[n] = binding.sizes[n]
-        opts = self.kernel.resolve_options(backend)
         given = {kk: _const_text(v) for kk, v in kwargs.items() if kk in self.kernel.const_names}
         tkey = json.dumps({"device": DEV.label(DEV.describe(opts.backend, binding.device)), "backend": opts.backend,
                            "key": values, "dtypes": [p.dtype.name for p in k.params], "given": given},
                           sort_keys=True)
-        return tkey, binding
+        return tkey, cfg, (compiled, binding)
 
     # ------------------------------------------------------------------------------ tuning
-    def _tune(self, args, kwargs, backend, binding):
+    def _tune(self, args, kwargs, backend):
         self.tunings += 1
         written = _written_args(self.kernel, args, kwargs, backend, self.configs)
         saved = [(obj, _snapshot(obj)) for obj in written]

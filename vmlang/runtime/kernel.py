@@ -162,7 +162,9 @@ class Kernel:
     def _lower(self, consts: dict, facts: tuple[str, ...]) -> N.Kernel:
         """The IR with ``assume(n % 16 == 0)`` for each name in ``facts`` (cached)."""
         from vmlang.lang.lower import lower_kernel
-        key = (tuple(sorted((k, _const_text(v)) for k, v in consts.items())), tuple(facts))
+        def key_of(values):
+            return tuple(sorted((k, _const_text(v)) for k, v in values)), tuple(facts)
+        key = key_of(consts.items())
         if key not in self._ir:
             ak = self.src.kernel
             if facts:
@@ -170,7 +172,9 @@ class Kernel:
             unknown = set(consts) - set(self.const_names)
             if unknown:
                 raise ArgumentError(f"{self.name} has no compile-time parameter {', '.join(sorted(unknown))}")
-            self._ir[key] = lower_kernel(ak, consts, self.src.source, self.src.filename)
+            k = lower_kernel(ak, consts, self.src.source, self.src.filename)
+            # the same IR, asked for with every constant spelled out (as compile() does), is not lowered again
+            self._ir[key] = self._ir[key_of(k.consts)] = k
         return self._ir[key]
 
     @staticmethod

@@ -31,7 +31,7 @@ def status(message: str, delay: float = DELAY_S):
 
     def start():
         with lock:
-            if state is not None and state.get("done") is None:
+            if not state.get("done"):
                 state["status"] = Console(stderr=True).status(message)
                 state["status"].start()
     timer = threading.Timer(delay, start)
