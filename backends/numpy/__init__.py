@@ -12,7 +12,7 @@ import numpy as np
 
 from vmlang.ir import nodes as N
 from vmlang.ir.types import GlobalType
-from vmlang.runtime.args import Binding, bind_args
+from vmlang.runtime.args import Binding, bind_args, written_params
 
 from . import arith as AR
 from .machine import Frame, RULES  # noqa: F401
@@ -25,7 +25,7 @@ class CompiledKernel:
 
     def __init__(self, kernel: N.Kernel):
         self.kernel = kernel
-        self.written = {i.dst.id for i in N.walk(kernel.body) if isinstance(i, (N.Store, N.AtomicAdd))}
+        self.written = written_params(kernel)
 
     def __call__(self, *args, **kwargs):
         self.launch(bind_args(self.kernel, args, kwargs))

@@ -148,11 +148,11 @@ def _summary(name, dtype, arr) -> str:
                     p.add_argument("--save", metavar="OUT.npz", help="save inputs and outputs")))
 def _run(args) -> int:
     import vmlang.api as api
-    from vmlang.ir import nodes as N
+    from vmlang.runtime.args import written_params
     try:
         kernel, sizes = _compile(args)
         rng = np.random.default_rng(args.seed)
-        call_args, shapes = [], {}
+        call_args = []
         for p in kernel.params:
             if isinstance(p.type, GlobalType):
                 try:
@@ -170,7 +170,7 @@ def _run(args) -> int:
         name = args.backend or api.default_backend()
         be = api.backend(name)
         ck = be.compile(kernel)
-        written = {i.dst.id for i in N.walk(kernel.body) if isinstance(i, (N.Store, N.AtomicAdd))}
+        written = written_params(kernel)
         t0 = time.perf_counter()
         ck(*call_args)
         dt = time.perf_counter() - t0

@@ -272,7 +272,7 @@ def bind_args(kernel: N.Kernel, args: tuple, kwargs: dict | None = None) -> Bind
     if len(devices) > 1:
         raise ArgumentError(f"{kernel.name}: arguments are on several devices ({', '.join(sorted(devices))})")
 
-    def bind_shape(p, shape):
+    def bind_symbols(p, shape):
         dims = p.type.dims
         if len(shape) != len(dims):
             raise ArgumentError(f"argument {p.name}: expected {len(dims)} dimensions "
@@ -280,37 +280,35 @@ def bind_args(kernel: N.Kernel, args: tuple, kwargs: dict | None = None) -> Bind
         for d, n in zip(dims, shape):
             if isinstance(d, SymVar) and d.name not in sizes:
                 sizes[d.name] = int(n)
-        for axis, (d, n) in enumerate(zip(dims, shape)):
+
+    shapes: dict[int, tuple] = {}
+    for p in params:               # shapes given in elements bind the size symbols first
+        if p.id in prepared and prepared[p.id][1] is not None:
+            shapes[p.id] = tuple(int(s) for s in prepared[p.id][1])
+            bind_symbols(p, shapes[p.id])
+    for p in params:               # packed bytes: the last axis's element count from the sizes or the bytes
+        if p.id in prepared and prepared[p.id][1] is None:
+            shapes[p.id] = _packed_shape(p, prepared[p.id][0], sizes)
+            bind_symbols(p, shapes[p.id])
+    tensors: dict[int, TensorArg] = {}
+    for p in params:               # every axis against its declaration, now that every symbol is bound
+        if p.id not in prepared:
+            continue
+        data, given, device, back = prepared[p.id]
+        shape = shapes[p.id]
+        for axis, (d, n) in enumerate(zip(p.type.dims, shape)):
             if d.symbols() - set(sizes):
-                continue  # bound by a later argument; checked in the second round
+                continue
             want = d.evaluate(sizes)
             if want != n:
                 raise ArgumentError(f"argument {p.name}: axis {axis} is declared {d} = {want} but has size {n} "
                                     f"(shape {list(shape)})")
-
-    shapes: dict[int, tuple] = {}
-    for p in params:
-        if p.id in prepared and prepared[p.id][1] is not None:
-            shapes[p.id] = tuple(int(s) for s in prepared[p.id][1])
-            bind_shape(p, shapes[p.id])
-    tensors: dict[int, TensorArg] = {}
-    for p in params:
-        if p.id not in prepared:
-            continue
-        data, shape, device, back = prepared[p.id]
-        if shape is None:          # packed bytes: find the element count of the last axis
-            shape = _packed_shape(p, data, sizes)
-            shapes[p.id] = shape
-            bind_shape(p, shape)
-        else:
+        if given is not None:
             want_storage = S.storage_shape(p.dtype, shape)
             if tuple(data.shape) != want_storage:
                 raise ArgumentError(f"argument {p.name}: {p.dtype}{list(shape)} is stored as "
                                     f"{list(want_storage)} bytes, got data of shape {list(data.shape)}")
         tensors[p.id] = TensorArg(p.name, p.dtype, tuple(shape), data, device, back)
-    for p in params:               # second round: dims whose symbols were bound by later arguments
-        if p.id in shapes:
-            bind_shape(p, shapes[p.id])
     try:
         grid = [g.evaluate(sizes) for g in kernel.grid]
     except Exception as e:  # noqa: BLE001
@@ -352,7 +350,6 @@ def _packed_shape(p, data, sizes) -> tuple[int, ...]:
         n = last.evaluate(sizes)
     elif isinstance(last, SymVar) and (nbytes * 8) % p.dtype.nbits == 0:
         n = nbytes * 8 // p.dtype.nbits
-        sizes[last.name] = n
     else:
         raise ArgumentError(f"argument {p.name}: {nbytes} packed bytes of {p.dtype} do not determine the "
                             f"element count of the last axis ({last}); pass vm.Tensor(data, "
