@@ -33,7 +33,7 @@ from vmlang.lang.parser import parse
 from vmlang.lang.pyfront import JitSource, constexpr, parse_function
 from vmlang.lang.stubs import STUBS
 
-from pyfront_support import import_file, write_file  # noqa: E402
+from lang_support import import_file, write_file  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -12,7 +12,7 @@ from vmlang.ir.errors import VMSyntaxError, VMTypeError
 from vmlang.lang.lower import lower_kernel
 from vmlang.lang.pyfront import parse_function
 
-from pyfront_support import import_file  # noqa: E402
+from lang_support import import_file  # noqa: E402
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "jit.md"
 BLOCK = re.compile(r"^```(python|python-error)\n(.*?)^```", re.S | re.M)

@@ -27,7 +27,7 @@ from vmlang.ir.errors import VMError, VMSyntaxError, VMTypeError
 from vmlang.lang.lower import lower_kernel
 from vmlang.lang.pyfront import parse_function
 
-from pyfront_support import import_file, write_file  # noqa: E402
+from lang_support import import_file, write_file  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 def load(tmp_path: pathlib.Path, text: str):

@@ -1,5 +1,6 @@
-"""Helpers shared by the @vm.jit front-end tests: import a Python file with ``vm.jit`` replaced by a recorder,
-so the front end is tested on plain functions, independently of the runtime's ``vm.jit``."""
+"""Helpers shared by the front-end tests: a .vm program that uses most of the syntax (parser and syntax-error
+tests), and importing a Python file with ``vm.jit`` replaced by a recorder, so the @vm.jit front end is tested
+on plain functions, independently of the runtime's ``vm.jit``."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,26 @@ import pathlib
 import vmlang
 
 _COUNTER = itertools.count()
+
+#: a .vm program that uses most of the syntax
+EXAMPLE = """\
+// W4A16 GEMV: comments start with // and run to end of line
+kernel gemv_w4a16<BN = 128, G = 128>(
+    x: f16[M, K] global, w: int4[K, N] global, s: f16[K / G, N], y: f16[M, N] global,
+    n: int32,                                   // a scalar parameter (no dims)
+) grid(cdiv(N, BN), M) warps(4) {
+    acc = zeros(f32, [BN]);
+    t: shared = load(w[0 : +G, :]);             // placement annotation
+    u: f32[BN] register layout("(32,4):(1,32)") = acc;   // full annotation: dtype+dims, space, layout text
+    for k0 in range(0, K, G) {
+        xt = load(x[block.y, k0 : +G], fill=0.0);
+        acc += sum(cast(wt, f32) * xt[:, None], axis=0) * st;
+        if k0 > 0 and not (k0 == 8) { acc = acc * 2.0; } else if k0 < 0 { acc = -acc; } else { }
+    }
+    assume(K % 128 == 0);
+    store(y[block.y, block.x * BN : +BN], cast(acc, f16, saturate=true));
+}
+"""
 
 
 def recording_jit(fn=None, *, grid=None, warps=None, **_):
