@@ -3,12 +3,18 @@
 ``recast(L, from_bits, to_bits)`` re-expresses a memory layout of ``from_bits``-bit elements in
 units of ``to_bits`` bits. It goes through ``g = gcd(from_bits, to_bits)``:
 
-* **split** (``from_bits // g`` units per element): the first stride-1 mode of ``L`` gets
-  ``from_bits // g`` times as many entries (the units of one element are consecutive in it,
-  unit fastest) and every other stride is multiplied by ``from_bits // g``;
-* **join** (``to_bits // g`` units per new element): the first stride-1 mode must hold a whole
-  number of new elements and every other stride must be a whole number of them; sizes and
-  strides are divided.
+* **split** (``from_bits // g`` units per element): the first stride-1 mode of ``L`` of size > 1
+  (else the first stride-1 mode) gets ``from_bits // g`` times as many entries (the units of one
+  element are consecutive in it, unit fastest) and every other stride is multiplied by
+  ``from_bits // g``;
+* **join** (``to_bits // g`` units per new element): the same mode must hold a whole number of
+  new elements and every other stride must be a whole number of them; sizes and strides are
+  divided.
+
+Splitting back what was joined restores ``L`` (shape and table) when the joined layout has a
+single stride-1 mode. When it has several (the joined mode shrank to one unit and another mode's
+stride became one unit), which mode held the units is lost: splitting back gives a layout that
+joins to the same result, not necessarily ``L``.
 
 So ``recast(L, b, 1)`` is the **bit layout** of ``L``: coordinate (with the bit folded into the
 contiguous mode) -> bit offset. Packing, vector widths and view legality are all decided on bit
