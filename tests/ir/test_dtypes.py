@@ -198,8 +198,10 @@ def ref_encode(t, x: float):
         if t.is_codebook:
             return "range"
         # a float rounds into range if it lies within half an ulp of +-max (a tie goes to even: max's
-        # code is odd when its mantissa is all ones, so the tie overflows)
-        half = (keys[-1] - keys[-2]) / 2
+        # code is odd when its mantissa is all ones, so the tie overflows). The ulp is the gap from max
+        # to the next value of the format with an unbounded exponent: the gap below max when there are
+        # mantissa bits, max itself when there are none (the next value is 2 * max).
+        half = (hi if t.man == 0 else keys[-1] - keys[-2]) / 2
         edge, code = (hi, codes[-1]) if fx > hi else (lo, codes[0])
         if abs(fx - edge) < half or (abs(fx - edge) == half and code % 2 == 0):
             return code
