@@ -1,0 +1,1 @@
+"""Exact converters between vmlang's logical QuantizedWeight layout and published packed formats."""

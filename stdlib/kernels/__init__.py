@@ -1,0 +1,1 @@
+"""The stdlib's kernels, written in vmlang (``.vm`` files loaded with ``vm.load``)."""

@@ -1,0 +1,1 @@
+"""Quantization: the QuantizedWeight container and the schemes that produce it."""
