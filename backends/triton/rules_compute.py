@@ -79,7 +79,10 @@ def _unary(cg, i):
     x = cg.name(i.x)
     cls = type(i)
     if cls is N.Neg:
-        cg.define(i.out, f"-{x}")
+        if dt.is_float:   # Triton lowers -x to 0 - x, which gives +0.0 for x = +0.0; a product by -1 is exact
+            cg.define(i.out, f"{x} * {R.const(dt, -1.0)}")
+        else:
+            cg.define(i.out, f"-{x}")
     elif cls is N.Invert:
         cg.define(i.out, f"~{x}")
     elif cls is N.Abs:
@@ -124,11 +127,12 @@ def _reduce(cg, i):
         pad = 'float("-inf")' if cls is N.ReduceMax else 'float("inf")'
         r = cg.tmp(f"{fn}(tl.where({lanes}, {x}, {pad}), axis={ax})", "r")
         seen = cg.tmp(f"tl.max(({lanes} & ({x} == {x})).to(tl.int32), axis={ax})", "seen")
-        cg.define(i.out, f"tl.where({seen} > 0, {r}, float(\"nan\"))")
+        # (.to: the interpreter promotes an f16 tile selected against a Python float to f32)
+        cg.define(i.out, f"tl.where({seen} > 0, {r}, float(\"nan\")).to({R.tl_type(dt)})")
     else:
         pad = dt.min if cls is N.ReduceMax else dt.max
         xi = f"tl.where({lanes}, {x}, {pad})" if lanes else x
-        cg.define(i.out, f"{fn}({xi}, axis={ax})")
+        cg.define(i.out, f"{fn}({xi}, axis={ax}).to({R.tl_type(dt)})")   # (a Python-int pad promotes)
 
 
 @rule(N.Dot)
@@ -146,6 +150,8 @@ def _dot(cg, i):
             cg.define(i.out, f"tl.dot({a}, {b}, {acc}, input_precision=\"ieee\")")
         elif dt == D.bfloat16:
             cg.define(i.out, f"{cg.use('vm_dot_bf16')}({a}, {b}, {acc})")
+        elif dt == D.int8:   # (Triton 3.6 defaults out_dtype to float32 and then rejects an int32 acc)
+            cg.define(i.out, f"tl.dot({a}, {b}, {acc}, out_dtype=tl.int32)")
         else:
             cg.define(i.out, f"tl.dot({a}, {b}, {acc})")
         return

@@ -11,16 +11,41 @@ from . import reprs as R
 from .codegen import expand, padded, pow2, rule, shape_text
 
 
+def gather(cg, src: str, src_shape, idx: str, idx_shape, axis: int) -> str:
+    """Emit ``tl.gather(src, idx, axis)`` for padded shapes ``src_shape`` and ``idx_shape`` (equal off
+    ``axis``) and return the new name.
+
+    When the index tensor is longer than the source along ``axis``, the source is first repeated
+    ``f = idx_len / src_len`` times in place (``rep[j*f + r] = src[j]``) and the indices scaled by ``f``.
+    Reason: Triton 3.6's OptimizeThreadLocality pass gives a gather the layout of its *source*; an
+    index tensor longer than that spills its gather axis over several warps and the pass then fails
+    an assertion (``isWarpLocal``) instead of compiling. Both lengths are powers of two, so ``f`` is.
+    """
+    s_len, i_len = src_shape[axis], idx_shape[axis]
+    if i_len > s_len:
+        f = i_len // s_len
+        rank = len(src_shape)
+        wide = list(src_shape[:axis + 1]) + [f] + list(src_shape[axis + 1:])
+        merged = list(src_shape)
+        merged[axis] = i_len
+        cg.comment(f"gather: source repeated x{f} along axis {axis} (index longer than source)")
+        rep = f"tl.broadcast_to(tl.expand_dims({src}, {axis + 1}), {shape_text(wide)})"
+        src = cg.tmp(f"tl.reshape({rep}, {shape_text(merged)})", "rep")
+        idx = f"({idx}) * {f}"
+        assert rank == len(idx_shape)
+    return cg.tmp(f"tl.gather({src}, {idx}, {axis})", "g")
+
+
 def take(cg, x: str, cur: list[int], axis: int, idx1d: str, n: int) -> str:
-    """Emit ``tl.gather`` of tensor ``x`` (padded shape ``cur``) along ``axis`` at the ``n`` positions
-    ``idx1d`` (a 1-d int32 expression, already clamped into range); returns the new name."""
+    """Gather tensor ``x`` (padded shape ``cur``) along ``axis`` at the ``n`` positions ``idx1d`` (a
+    1-d int32 expression, already clamped into range); returns the new name."""
     rank = len(cur)
     shape = list(cur)
     shape[axis] = n
     idx = expand(f"({idx1d})", axis, rank) if rank > 1 else idx1d
     if rank > 1 and any(s != 1 for a, s in enumerate(shape) if a != axis):
         idx = f"tl.broadcast_to({idx}, {shape_text(shape)})"
-    return cg.tmp(f"tl.gather({x}, {idx}, {axis})", "g")
+    return gather(cg, x, cur, idx, shape, axis)
 
 
 @rule(N.Broadcast)
@@ -93,7 +118,7 @@ def _reshape(cg, i):
         e = f"({e}) % {d}" if a > 0 else f"({e})"
         parts.append(f"{e} * {p}" if p != 1 else e)
     idx = cg.tmp(" + ".join(parts), "idx")
-    g = cg.tmp(f"tl.gather({flat}, {idx}, 0)", "g")
+    g = gather(cg, flat, (math.prod(Ps),), idx, (math.prod(Pd),), 0)
     out = f"tl.reshape({g}, {shape_text(Pd)})"
     if is_bool:
         out = f"({out}) != 0"
@@ -136,7 +161,11 @@ def _lookup(cg, i):
         # lookup(codebook(T, dt), codes of T's width): decode the codes directly, no table
         from .rules_cast import cast_expr
         cg.comment(f"lookup in codebook({prod.of}, {i.table.dtype}): decoded in registers")
-        cg.define(i.out, cast_expr(cg, prod.of, i.table.dtype, cg.name(i.codes), False))
+        # the raw codes are reinterpreted as codes of T first (e.g. float8_e4m3 codes under int8's
+        # table: code 0x80 is -128, not 128)
+        codes, _ = R.to_codes(codes_dt, cg.name(i.codes))
+        as_of = cg.tmp(R.from_codes(prod.of, codes), "c")
+        cg.define(i.out, cast_expr(cg, prod.of, i.table.dtype, as_of, False))
         return
     n = i.table.shape[0]
     P = cg.pshape(i.codes)
@@ -149,9 +178,9 @@ def _lookup(cg, i):
     flat = math.prod(P)
     if len(P) > 1:
         idx = f"tl.reshape({idx}, ({flat},))"
-    g = f"tl.gather({tbl}, {idx}, 0)"
+    g = gather(cg, tbl, (pow2(n),), idx, (flat,), 0)
     if len(P) > 1:
-        g = f"tl.reshape({cg.tmp(g, 'g')}, {shape_text(P)})"
+        g = f"tl.reshape({g}, {shape_text(P)})"
     if is_bool:
         g = f"({g}) != 0"
     cg.define(i.out, g)

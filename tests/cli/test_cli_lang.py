@@ -14,7 +14,8 @@ GEMV = str(ROOT / "examples" / "gemv_w4a16.vm")
 
 def test_run_prints_summary_and_saves(tmp_path, capsys):
     out = tmp_path / "o.npz"
-    assert main(["run", GEMV, "-D", "M=3", "-D", "N=100", "-D", "K=300", "--seed", "1", "--save", str(out)]) == 0
+    assert main(["run", GEMV, "-D", "M=3", "-D", "N=100", "-D", "K=300", "--seed", "1", "--save", str(out),
+                 "--backend", "numpy"]) == 0
     text = capsys.readouterr().out
     assert "gemv_w4a16 on numpy" in text and "y: float16[3, 100]" in text
     saved = np.load(out)
@@ -24,7 +25,8 @@ def test_run_prints_summary_and_saves(tmp_path, capsys):
     np.testing.assert_allclose(y.astype(np.float64), ref, rtol=2e-2, atol=2e-2 * np.abs(ref).max())
     # same seed, same inputs and outputs
     out2 = tmp_path / "o2.npz"
-    assert main(["run", GEMV, "-D", "M=3", "-D", "N=100", "-D", "K=300", "--seed", "1", "--save", str(out2)]) == 0
+    assert main(["run", GEMV, "-D", "M=3", "-D", "N=100", "-D", "K=300", "--seed", "1", "--save", str(out2),
+                 "--backend", "numpy"]) == 0
     np.testing.assert_array_equal(np.load(out2)["y"], y)
 
 
@@ -81,7 +83,8 @@ def test_runtime_error_points_at_source(tmp_path):
     f = tmp_path / "oob.vm"
     f.write_text("kernel k(x: f32[N] global) grid(1) {\n    a = load(x[0 : +8], masked=false);\n"
                  "    store(x[0 : +8], a);\n}\n")
-    r = subprocess.run([sys.executable, "-m", "vmlang", "run", str(f), "-D", "N=5"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "vmlang", "run", str(f), "-D", "N=5", "--backend", "numpy"],
+                       capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"{f}:2:9: error: out-of-bounds read of x[5] (shape [5])" in r.stderr

@@ -38,12 +38,13 @@ from vmlang.ir.packing import pack, unpack
 from vmlang.ir.printer import print_kernel
 from vmlang.ir.types import BOOL
 
-from .strategies import UNIT, Case, Param
+from .strategies import Case, Param
 
-try:
-    from support import float_tolerance as _support_tolerance     # tests/support.py: the one rule
-except ImportError:  # pragma: no cover - run from elsewhere
-    _support_tolerance = None
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))   # tests/ (also when replay.py runs alone)
+from support import float_tolerance  # noqa: E402  (tests/support.py: the one tolerance rule)
 
 ROUNDTRIP = "vm-roundtrip"
 ORACLE = vm.backend("numpy")
@@ -169,27 +170,6 @@ def _first_diff(a: str, b: str) -> str:
 
 
 # ============================================================================================ comparing
-def float_tolerance(dt, scale: np.ndarray, terms: int) -> np.ndarray:
-    """The tolerance for an approximate float result of dtype ``dt``: the project's one rule,
-    ``tests/support.py``'s ``float_tolerance`` (this function only falls back to the same formula if that
-    module cannot be imported, e.g. when replay.py runs outside pytest without tests/ on the path).
-
-    ``|got - want| <= (terms + 2) * u * scale + (terms + 1) * tiny``, where ``u`` is the unit roundoff of
-    ``dt`` (f16 2**-11, bf16 2**-8, f32 2**-24), ``scale`` the sum of the magnitudes of the terms (for a
-    sum or dot: the companion ``sum(abs(x))`` as the VM computes it; for exp/log/...: ``|want|``),
-    ``terms`` the number of terms added (1 for elementwise functions), and ``tiny`` the smallest normal
-    of ``dt`` (so flushing subnormals is tolerated). Any order of ``terms`` additions is within
-    ``(terms - 1) * u * scale`` of the exact sum, the final rounding adds ``u * |want|``, and a
-    libdevice-style function is within 2 ulps.
-
-    """
-    if _support_tolerance is not None:
-        return _support_tolerance(dt, scale, terms)
-    u = UNIT.get(dt, 2.0 ** -(getattr(dt, "man", 0) + 1))
-    tiny = dt.smallest_normal
-    return (terms + 2) * u * np.asarray(scale, np.float64) + (terms + 1) * tiny
-
-
 @dataclass
 class Mismatch:
     output: str

@@ -209,3 +209,33 @@ kernel k(w: {of}[R, C] global, y: f32[R, C] global, z: f16[R, C] global) grid(1)
     assert "tl.gather" not in vm.backend("triton").generate_source(k)
     run_kernel("triton", k, tensor(dt, random_codes(dt, (3, 20))), np.zeros((3, 20), np.float32),
                np.zeros((3, 20), np.float16), exact=True)
+
+
+def test_lookup_in_a_codebook_of_another_type_reinterprets_the_raw_codes():
+    """(fuzzer) lookup(codebook(int8, f32), codes of float8_e4m3): the raw code 0x80 indexes entry 0x80 of
+    int8's table, which is -128; the decoded path used to read the code as unsigned (128)."""
+    src = """
+kernel k(w: float8_e4m3[N] global, y: f32[N] global, z: f32[N] global) grid(1) {
+    c = load(w[0 : +40]);
+    store(y[0 : +40], lookup(codebook(int8, f32), c));
+    store(z[0 : +40], lookup(codebook(uint8, f32), c));
+}"""
+    codes = RNG.integers(0, 256, 40).astype(np.uint8)
+    codes[:4] = [0x80, 0xFF, 0x7F, 0x00]
+    run_kernel("triton", vm.compile_source(src), vm.Tensor(codes, "float8_e4m3"), np.zeros(40, np.float32),
+               np.zeros(40, np.float32), exact=True)
+
+
+@pytest.mark.parametrize("rows, n", [(1, 3), (4, 12), (3, 99)], ids=str)
+def test_view_to_more_elements_than_the_source_tile(rows, n):
+    """(H100, Triton 3.6) a gather whose index tile is longer than its source along the gather axis
+    (bytes -> int3 codes) failed an assertion in TritonGPUOptimizeThreadLocality; the source is now
+    repeated along the axis first."""
+    m = n * 8 // 3
+    src = f"""
+kernel k(x: u8[R, C] global, y: int3[R, D] global) grid(1) {{
+    store(y[0 : +{rows}, 0 : +{m}], view(load(x[0 : +{rows}, 0 : +{n}]), int3));
+}}"""
+    x = RNG.integers(0, 256, (rows, n)).astype(np.uint8)
+    out = tensor(vm.int3, np.zeros((rows, m), np.uint64))
+    run_kernel("triton", vm.compile_source(src), x, out, exact=True)

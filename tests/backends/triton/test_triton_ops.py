@@ -196,3 +196,44 @@ kernel k(x: f32[Z, Y, X] global, y: f32[Z, Y, X] global, n: i32) grid(cdiv(X, 4)
     x = RNG.standard_normal((2, 3, 9)).astype(np.float32)
     for n in (0, 1, 7):
         run_kernel("triton", vm.compile_source(src), x, np.zeros_like(x), n, exact=True)
+
+
+# ---------------------------------------------------------------- regressions found by the differential fuzzer
+def test_float16_max_keeps_its_dtype_for_a_view():
+    """(fuzzer) max/min of an f16 tile with padding lanes came back as f32 data, and view(m, u16) failed."""
+    src = """
+kernel k(x: f16[R, C] global, y: u16[R] global, z: u16[R] global) grid(1) {
+    store(y[0 : +3], view(max(load(x[0 : +3, 0 : +5]), axis=1), u16));
+    store(z[0 : +3], view(min(load(x[0 : +3, 0 : +5]), axis=1), u16));
+}"""
+    x = RNG.standard_normal((3, 5)).astype(np.float16)
+    run_kernel("triton", vm.compile_source(src), x, np.zeros(3, np.uint16), np.zeros(3, np.uint16), exact=True)
+
+
+@pytest.mark.parametrize("t, npt", [("u8", np.uint8), ("u16", np.uint16)])
+@pytest.mark.parametrize("red", ["max", "min", "sum"])
+def test_unsigned_reductions_stay_unsigned(t, npt, red):
+    """(fuzzer) reductions of uint8/uint16 over padded tiles came back as int32, and a following % or /
+    failed on mixed signedness."""
+    src = f"""
+kernel k(x: {t}[R, C] global, y: {t}[R] global, z: {t}[R] global) grid(1) {{
+    m = {red}(load(x[0 : +3, 0 : +5]), axis=1);
+    store(y[0 : +3], m % cast(7, {t}));
+    store(z[0 : +3], m / cast(3, {t}));
+}}"""
+    x = RNG.integers(1, np.iinfo(npt).max, (3, 5), endpoint=True).astype(npt)
+    run_kernel("triton", vm.compile_source(src), x, np.zeros(3, npt), np.zeros(3, npt), exact=True)
+
+
+def test_negating_zero_gives_negative_zero():
+    """(H100) Triton lowers -x to 0 - x, which is +0.0 for x = +0.0; the VM (IEEE negation) gives -0.0."""
+    src = """
+kernel k(x: f32[N] global, y: f32[N] global, h: f16[N] global, b: bf16[N] global) grid(1) {
+    a = load(x[0 : +5]);
+    store(y[0 : +5], -a);
+    store(h[0 : +5], -cast(a, f16));
+    store(b[0 : +5], -cast(a, bf16));
+}"""
+    x = np.array([0.0, -0.0, 1.5, -np.inf, np.nan], np.float32)
+    run_kernel("triton", vm.compile_source(src), x, np.ones(5, np.float32), np.ones(5, np.float16),
+               np.ones(5, ml_dtypes.bfloat16), exact=True)
