@@ -1,0 +1,192 @@
+"""``qmatmul(x, qw)``: ``x @ W.T`` for a quantized weight ``W``, by kernels written in vmlang.
+
+``x`` is ``[M, K]`` (or ``[..., K]``) float16 or bfloat16 -- a NumPy array (``ml_dtypes.bfloat16`` for
+bf16) or a torch tensor on the CPU or a GPU --, ``qw`` a :class:`~vmlang.stdlib.quant.weight.QuantizedWeight`
+``[N, K]`` of any scheme; the result is ``[M, N]`` (``[..., N]``) of x's dtype, of the same kind as ``x``
+(NumPy in, NumPy out; torch in, torch out on x's device). It equals ``x @ qw.dequantize().T`` with the
+products and the sum in float32 and one final rounding to x's dtype.
+
+Both paths run ``stdlib/kernels/qmatmul.vm``, one kernel generic over the code dtype, the scale dtype, the
+activation dtype and the group size (compile-time parameters), compiled once per combination:
+
+* **GEMV** (``M < DOT_MIN_M``): one row of ``x`` per block; the weights are decoded to float32 and the
+  products summed in float32 lanes (no tensor cores: a matrix-vector product is bound by reading the
+  packed weights, which this reads once per row).
+* **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles; each ``BN x BK`` slab of weights is decoded and
+  scaled in float32, rounded to x's dtype and multiplied with ``dot`` (``tl.dot``, tensor cores) into a
+  float32 accumulator, so the decoded slab is reused by ``BM`` rows. The rounding of the weights to
+  f16/bf16 before the dot is the one difference from the GEMV path (at most one unit roundoff of the
+  output dtype, relative to ``sum |x * w|``).
+
+``DOT_MIN_M = 16``: the smallest tile ``tl.dot`` takes is 16 rows, so below that a dot tile is mostly
+padding, while the GEMV decodes the weights once per row; from 16 rows on the dot path decodes once per
+16-64 rows and wins.
+
+Group sizes: the kernel takes power-of-two groups (a slab of BK codes then holds whole groups or lies in
+one). Another group size ``g`` is rewritten exactly before the launch: ``g >= K`` (per-channel) becomes
+one group of the next power of two >= K; otherwise the scales (and zero points) are repeated ``g / p``
+times for ``p`` the largest power of two dividing ``g`` (``k // g == (k // p) // (g / p)``), which costs
+memory for odd ``g`` (``p == 1``: one scale per weight).
+
+>>> import numpy as np, vmlang as vm
+>>> from vmlang.stdlib.quant.weight import QuantizedWeight
+>>> qw = QuantizedWeight(vm.Tensor.from_values([[1, -2, 3], [0, 1, 1]], vm.int3),
+...                      np.array([[0.5], [2.0]], np.float32), None, "int", 3)
+>>> qmatmul(np.array([[1, 1, 1]], np.float16), qw, backend="numpy").tolist()
+[[1.0, 4.0]]
+"""
+from __future__ import annotations
+
+import numpy as np
+from vmlang.ir import dtypes as D
+from vmlang.ir.errors import ArgumentError
+
+from vmlang.runtime.args import infer_dtype
+from vmlang.runtime.tensor import Tensor
+
+from .quant.weight import QuantizedWeight
+
+#: from this many rows of x on, qmatmul takes the tiled ``dot`` path (below: the GEMV path)
+DOT_MIN_M = 16
+
+_ACT = (D.float16, D.bfloat16)
+_SCALES = (D.float16, D.bfloat16, D.float32, D.float8_e8m0)
+
+
+def _is_torch(a) -> bool:
+    return type(a).__module__.startswith("torch")
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _dtype_name(a) -> str:
+    return str(getattr(a, "dtype", type(a).__name__)).removeprefix("torch.")
+
+
+# ------------------------------------------------------------------------------------------ checks
+def _check_codes(qw: QuantizedWeight) -> D.DType:
+    dt, scheme = qw.dtype, qw.scheme
+    ok = {
+        "int": dt.is_int and dt.is_signed and 2 <= dt.nbits <= 8,
+        "uint": dt.is_int and not dt.is_signed and dt.nbits <= 8,
+        "float": dt.is_float and not dt.is_codebook and dt.nbits <= 8 and dt != D.float8_e8m0,
+        "nf4": dt.is_codebook,
+        "mxfp4": dt.is_float and not dt.is_codebook and dt.nbits <= 8 and dt != D.float8_e8m0,
+    }[scheme]
+    if not ok:
+        raise ArgumentError(f"qmatmul: scheme {scheme!r} cannot have codes of {dt} (int: int2..int8, uint: "
+                            f"uint1..uint8, float: float2..float8 formats but float8_e8m0, nf4: nf4, "
+                            f"mxfp4: a float format with float8_e8m0 scales)")
+    return dt
+
+
+def _scales(qw: QuantizedWeight):
+    """-> (scales argument, its dtype)."""
+    s = qw.scales
+    if isinstance(s, Tensor):
+        dt = s.dtype
+    else:
+        dt = infer_dtype(s)
+        if dt is None and getattr(s, "dtype", None) == np.float64:
+            s, dt = s.astype(np.float32), D.float32      # what dequantize() uses, exactly
+    if dt not in _SCALES:
+        raise ArgumentError(f"qmatmul: scales must be float16, bfloat16, float32 or float8_e8m0 codes, "
+                            f"got {_dtype_name(s) if not isinstance(s, Tensor) else s.dtype}")
+    if qw.scheme == "mxfp4" and dt != D.float8_e8m0:
+        raise ArgumentError(f"qmatmul: mxfp4 scales must be a vm.Tensor of float8_e8m0 codes, got {dt}")
+    if not isinstance(s, Tensor):
+        s = s.contiguous() if _is_torch(s) else np.ascontiguousarray(s)
+    return s, dt
+
+
+def _zeros(qw: QuantizedWeight, like):
+    """-> (zero-points argument, HAS_Z): the uint8 zero points, or a 1 x 1 dummy the kernel never reads."""
+    z = qw.zeros
+    if z is None:
+        if _is_torch(like):
+            import torch
+            return torch.zeros((1, 1), dtype=torch.uint8, device=like.device), 0
+        return np.zeros((1, 1), np.uint8), 0
+    if isinstance(z, Tensor):
+        z = z.data if z.dtype == D.uint8 else z
+    if infer_dtype(z) != D.uint8 or isinstance(z, Tensor):
+        raise ArgumentError(f"qmatmul: zero points must be uint8, got {_dtype_name(z)}")
+    return (z.contiguous() if _is_torch(z) else np.ascontiguousarray(z)), 1
+
+
+def _repeat_groups(a, r: int, groups: int):
+    """Each column of ``a`` ([N, G]) repeated ``r`` times, the first ``groups`` columns kept."""
+    if isinstance(a, Tensor):
+        return Tensor(_repeat_groups(a.data, r, groups), a.dtype)
+    if _is_torch(a):
+        return a.repeat_interleave(r, dim=1)[:, :groups].contiguous()
+    return np.ascontiguousarray(np.repeat(a, r, axis=1)[:, :groups])
+
+
+def _group_layout(K: int, g: int, scales, zeros, has_z: int):
+    """-> (G, scales, zeros) with a power-of-two group size G that maps every k to the same scale."""
+    if g & (g - 1) == 0:
+        return g, scales, zeros
+    if g >= K:
+        return _pow2_at_least(K), scales, zeros
+    p = g & -g                                   # the largest power of two dividing g
+    groups = -(-K // p)
+    return p, _repeat_groups(scales, g // p, groups), (_repeat_groups(zeros, g // p, groups) if has_z else zeros)
+
+
+def _activations(x):
+    if not (_is_torch(x) or isinstance(x, np.ndarray)):
+        raise ArgumentError(f"qmatmul: x must be a NumPy array or a torch tensor, got {type(x).__name__}")
+    dt = infer_dtype(x)
+    if dt not in _ACT:
+        raise ArgumentError(f"qmatmul: x must be float16 or bfloat16, got {_dtype_name(x)} "
+                            f"(cast the activations first, e.g. x.half())")
+    if x.ndim < 2:
+        raise ArgumentError(f"qmatmul: x must be [M, K] (or [..., K]), got shape {list(x.shape)}")
+    return dt
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | None = None):
+    """``x @ qw.dequantize().T`` in x's dtype, f32 accumulation (see the module docstring).
+
+    ``backend``: a vmlang backend name; None is the runtime's default (``VMLANG_BACKEND``, else triton
+    on a CUDA GPU, else the NumPy VM). ``path``: ``"gemv"`` or ``"dot"`` forces a path (default: GEMV
+    below ``DOT_MIN_M`` rows, dot from there on).
+    """
+    if not isinstance(qw, QuantizedWeight):
+        raise ArgumentError(f"qmatmul: qw must be a QuantizedWeight, got {type(qw).__name__}")
+    X = _activations(x)
+    N, K = qw.shape
+    lead = tuple(int(d) for d in x.shape[:-1])
+    if int(x.shape[-1]) != K:
+        raise ArgumentError(f"qmatmul: x has K={int(x.shape[-1])} columns (shape {list(x.shape)}) but the weight "
+                            f"has K={K} (QuantizedWeight [N, K] = [{N}, {K}])")
+    if path not in (None, "gemv", "dot"):
+        raise ArgumentError(f"qmatmul: path must be None, 'gemv' or 'dot', got {path!r}")
+    T = _check_codes(qw)
+    s, S = _scales(qw)
+    M = int(np.prod(lead)) if lead else 1
+    x2 = x.reshape(M, K)
+    if _is_torch(x2):
+        import torch
+        x2 = x2.contiguous()
+        y = torch.empty((M, N), dtype=x.dtype, device=x.device)
+    else:
+        x2 = np.ascontiguousarray(x2)
+        y = np.empty((M, N), dtype=x.dtype)
+    if M == 0 or N == 0 or K == 0:
+        y[...] = 0
+        return y.reshape(*lead, N)
+    z, has_z = _zeros(qw, x2)
+    G, s, z = _group_layout(K, int(qw.group_size), s, z, has_z)
+    dot = path == "dot" if path else M >= DOT_MIN_M
+    BN = min(max(_pow2_at_least(N), 16), 64)
+    BK = min(max(_pow2_at_least(K), 16), 64 if dot else 128)
+    BM = min(max(_pow2_at_least(M), 16), 64) if dot else 1
+    from .kernels import kernel
+    kernel("qmatmul")(x2, qw.codes, s, z, y, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
+                      DOT=int(dot), BM=BM, BN=BN, BK=BK, backend=backend)
+    return y.reshape(*lead, N)
