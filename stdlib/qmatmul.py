@@ -37,6 +37,9 @@ memory for odd ``g`` (``p == 1``: one scale per weight).
 """
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 from vmlang.ir import dtypes as D
 from vmlang.ir.errors import ArgumentError
@@ -186,7 +189,24 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     BN = min(max(_pow2_at_least(N), 16), 64)
     BK = min(max(_pow2_at_least(K), 16), 64 if dot else 128)
     BM = min(max(_pow2_at_least(M), 16), 64) if dot else 1
-    from .kernels import kernel
-    kernel("qmatmul")(x2, qw.codes, s, z, y, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
-                      DOT=int(dot), BM=BM, BN=BN, BK=BK, backend=backend)
+    _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
+            DOT=int(dot), BM=BM, BN=BN, BK=BK)
     return y.reshape(*lead, N)
+
+
+def _launch(x, w, s, z, y, backend, **consts):
+    """Run stdlib/kernels/qmatmul.vm (one place, so tests can watch which specialisation runs)."""
+    from .kernels import kernel
+    kernel("qmatmul")(x, w, s, z, y, backend=backend, **consts)
+
+
+class _CallableModule(types.ModuleType):
+    """``vmlang.stdlib.qmatmul`` names both this module and the function (the package's lazy export): once
+    the module is imported, the import system binds the package attribute to the module, so
+    ``from vmlang.stdlib import qmatmul`` may give either. Calling the module calls the function."""
+
+    def __call__(self, *args, **kwargs):
+        return qmatmul(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,307 @@
+"""``vmlang.stdlib.qmatmul``: every scheme x width, both paths, edges, inputs, errors, the table placement.
+
+Each case builds a :class:`QuantizedWeight` directly from seeded random codes (finite values only), scales
+(f16 / bf16 / f32, or e8m0 codes for mxfp4) and zero points, and random activations (never zero,
+``|x|`` in [1/4, 1]), runs ``qmatmul`` on every backend (the ``backend`` fixture of tests/conftest.py: the
+NumPy VM, then Triton -- under TRITON_INTERPRET=1 without a GPU) and compares with NumPy in float64::
+
+    ref = x.astype(float64) @ qw.dequantize().astype(float64).T
+
+**Tolerance rule.** ``qmatmul`` decodes each weight exactly as ``dequantize()`` does (f32), multiplies by x
+and sums the K products in float32 in some order, then rounds once to x's dtype ``X`` (f16 or bf16); the
+dot path first rounds each decoded weight to ``X`` (the products of two ``X`` values are exact in f32).
+With ``S = |x| @ |W|.T`` (the sum of the magnitudes of the K terms) and ``u`` the unit roundoff of ``X``
+(f16 ``2**-11``, bf16 ``2**-8``)::
+
+    |got - ref| <= float_tolerance(float32, S, terms=K)    # f32 products and sum: (K+2) 2**-24 S + ...
+                   + u * (|ref| + S)                        # final rounding + weights rounded to X (dot)
+                   + (K + 1) * sub(X)                       # X's subnormal spacing (|x| <= 1)
+
+The f32 part is the project's rule (tests/support.py) applied to the float32 accumulation; the project's
+rule applied to the f16 output, ``(K + 2) * 2**-11 * S``, would also hold but is too loose here: it would
+not notice one wrong weight among K ~ 100 (an error of about ``S / K``), which this bound does (f16).
+"""
+from __future__ import annotations
+
+import importlib
+import pathlib
+import re
+
+import ml_dtypes
+import numpy as np
+import pytest
+from support import float_tolerance
+from vmlang.ir import dtypes as D
+from vmlang.ir.dtypes import all_dtypes
+from vmlang.stdlib.kernels import path as kernel_path
+from vmlang.stdlib.quant.weight import QuantizedWeight
+
+import vmlang as vm
+
+torch = pytest.importorskip("torch")
+QM = importlib.import_module("vmlang.stdlib.qmatmul")    # the module (the package also exports the function)
+
+UNIT = {D.float16: 2.0 ** -11, D.bfloat16: 2.0 ** -8}
+SUBNORMAL = {D.float16: 2.0 ** -24, D.bfloat16: 2.0 ** -133}
+
+
+# ------------------------------------------------------------------------------------------ building cases
+def _cases():
+    """(scheme, dtype, group size or None for per-channel): every width of every scheme."""
+    out = [("int", vm.dtype(f"int{b}"), 16) for b in range(2, 9)]
+    out += [("uint", vm.dtype(f"uint{b}"), 16) for b in range(1, 9)]
+    out += [("float", d, 16) for d in all_dtypes()
+            if d.is_float and not d.is_codebook and d.nbits <= 8 and d != D.float8_e8m0]
+    out += [("float", D.float8_e4m3, None),            # fp8 per-channel: group_size == K
+            ("nf4", D.nf4, 64), ("mxfp4", D.float4_e2m1, 32)]
+    return out
+
+
+CASES = _cases()
+CASE_IDS = [f"{s}-{d.name}" + ("-perchannel" if g is None else "") for s, d, g in CASES]
+# awkward sizes: N, K not multiples of any tile; group sizes that do not divide K (12 and 48 are not
+# powers of two either, 96 is more than a slab of the GEMV path's BK = 128 / 4)
+SHAPES = [(3, 31), (17, 100), (33, 130)]
+GROUPS = [12, 16, 48, 96, 32]
+
+
+def _finite_codes(dt) -> np.ndarray:
+    return np.flatnonzero(np.isfinite(dt.decode(np.arange(2 ** dt.nbits))))
+
+
+def make_weight(rng, scheme, dt, N, K, group, scale_dt=None) -> QuantizedWeight:
+    group = K if group is None else min(group, K)
+    G = -(-K // group)
+    codes = vm.Tensor.from_codes(rng.choice(_finite_codes(dt), (N, K)), dt)
+    zeros = None
+    if scheme == "mxfp4":
+        scales = vm.Tensor.from_codes(rng.integers(120, 129, (N, G)), D.float8_e8m0)   # 2**-7 .. 2**1
+    else:
+        # |value * scale| up to about 2: scales of 1/max|value| (f32 where f16 would flush them)
+        top = float(np.max(np.abs(dt.decode(_finite_codes(dt)))))
+        if scheme == "uint":
+            zeros = rng.integers(0, 2 ** dt.nbits, (N, G)).astype(np.uint8)
+        s = rng.uniform(0.5, 2.0, (N, G)) * rng.choice([-1.0, 1.0], (N, G)) / top
+        scale_dt = scale_dt or ("float32" if top > 2.0 ** 12 else rng.choice(["float16", "bfloat16", "float32"]))
+        scales = s.astype(ml_dtypes.bfloat16 if scale_dt == "bfloat16" else scale_dt)
+    return QuantizedWeight(codes, scales, zeros, scheme, group)
+
+
+def make_x(rng, M, K, kind: str):
+    """Random activations of ``kind`` ("np-f16", "np-bf16", "torch-f16", "torch-bf16"), never zero."""
+    v = rng.uniform(0.25, 1.0, (M, K)) * rng.choice([-1.0, 1.0], (M, K))
+    lib, dt = kind.split("-")
+    if lib == "np":
+        return v.astype(np.float16 if dt == "f16" else ml_dtypes.bfloat16)
+    return torch.from_numpy(v).to(torch.float16 if dt == "f16" else torch.bfloat16)
+
+
+def host64(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().double().numpy()
+    return np.asarray(a).astype(np.float64)
+
+
+def x_dtype(x):
+    return D.bfloat16 if "bfloat16" in str(x.dtype) else D.float16
+
+
+def check(x, qw, y, what=""):
+    """``y`` against the float64 reference by the rule of the module docstring."""
+    X = x_dtype(x)
+    assert type(y) is type(x) and str(y.dtype) == str(x.dtype), f"{what}: {type(y)} {y.dtype} for {x.dtype}"
+    xs, W = host64(x), qw.dequantize().astype(np.float64)
+    K = W.shape[1]
+    assert tuple(y.shape) == xs.shape[:-1] + (W.shape[0],)
+    ref = xs @ W.T
+    S = np.abs(xs) @ np.abs(W).T
+    tol = float_tolerance(D.float32, S, K) + UNIT[X] * (np.abs(ref) + S) + (K + 1) * SUBNORMAL[X]
+    got = host64(y)
+    err = np.abs(got - ref)
+    bad = ~(err <= tol)
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} outside the tolerance; first at {list(i)}: "
+                             f"got {got[i]!r}, want {ref[i]!r}, tolerance {tol[i]:.3g} (S = {S[i]:.3g})")
+    assert np.abs(ref).max() > 0
+
+
+class Spy:
+    """Records the compile-time values of every launch of the qmatmul kernel."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        real = QM._launch
+
+        def launch(*args, **consts):
+            self.calls.append(consts)
+            return real(*args, **consts)
+        monkeypatch.setattr(QM, "_launch", launch)
+
+
+# ------------------------------------------------------------------------------------------ every scheme x width
+@pytest.mark.parametrize("path", ["gemv", "dot"])
+@pytest.mark.parametrize("case", range(len(CASES)), ids=CASE_IDS)
+def test_every_scheme_and_width(case, path, backend, monkeypatch):
+    scheme, dt, group = CASES[case]
+    rng = np.random.default_rng(1000 + 2 * case + (path == "dot"))
+    N, K = SHAPES[case % len(SHAPES)]
+    if group is not None and scheme not in ("nf4", "mxfp4"):
+        group = GROUPS[case % len(GROUPS)]
+    qw = make_weight(rng, scheme, dt, N, K, group)
+    M = (1, 3)[case % 2] if path == "gemv" else (17, 20)[case % 2]     # the automatic choice of path
+    kind = ["np-f16", "torch-bf16", "torch-f16", "np-bf16"][case % 4]
+    x = make_x(rng, M, K, kind)
+    spy = Spy(monkeypatch)
+    y = QM.qmatmul(x, qw, backend=backend)
+    assert [c["DOT"] for c in spy.calls] == [int(path == "dot")]
+    check(x, qw, y, f"{qw} {kind} M={M} {backend}")
+
+
+# ------------------------------------------------------------------------------------------ edges and paths
+EDGE = [("int", D.int4, 32), ("uint", D.uint3, 48), ("nf4", D.nf4, 64), ("float", D.float8_e5m2, 24)]
+
+
+@pytest.mark.parametrize("scheme,dt,group", EDGE, ids=[f"{s}-{d.name}-g{g}" for s, d, g in EDGE])
+def test_partial_tiles_in_every_dimension(scheme, dt, group, backend, monkeypatch):
+    """Sizes just past the tiles: N = 70 (BN = 64), K = 130 (BK = 64 / 128), M = 33 on the dot path
+    (BM = 64), so every dimension ends in a masked partial tile; both paths, forced and automatic."""
+    rng = np.random.default_rng(7)
+    qw = make_weight(rng, scheme, dt, 70, 130, group)
+    spy = Spy(monkeypatch)
+    for M, path in [(33, None), (2, None), (5, "dot"), (20, "gemv")]:
+        x = make_x(rng, M, 130, "np-f16")
+        check(x, qw, QM.qmatmul(x, qw, backend=backend, path=path), f"{qw} M={M} path={path}")
+    assert [(c["DOT"], c["BM"], c["BN"], c["BK"]) for c in spy.calls] == \
+        [(1, 64, 64, 64), (0, 1, 64, 128), (1, 16, 64, 64), (0, 1, 64, 128)]
+
+
+def test_dispatch_threshold(monkeypatch):
+    """GEMV below DOT_MIN_M rows, dot from there on; leading axes of x count as rows."""
+    rng = np.random.default_rng(3)
+    qw = make_weight(rng, "int", D.int4, 8, 32, 16)
+    spy = Spy(monkeypatch)
+    M = QM.DOT_MIN_M
+    for shape in [(1, 32), (M - 1, 32), (M, 32), (2, M // 2, 32)]:
+        x = make_x(rng, shape[0], 32, "np-f16").reshape(shape) if len(shape) == 2 else \
+            make_x(rng, M, 32, "np-f16").reshape(shape)
+        y = QM.qmatmul(x, qw, backend="numpy")
+        assert y.shape == shape[:-1] + (8,)
+        check(x, qw, y, f"shape {shape}")
+    assert [c["DOT"] for c in spy.calls] == [0, 0, 1, 1]
+
+
+def test_group_layouts(backend):
+    """Per-channel with K not a power of two, odd groups (one scale per code after the re-layout), a group
+    of K - 1 (two groups, the second one code), group 1, and a power-of-two group larger than a slab."""
+    rng = np.random.default_rng(11)
+    for scheme, dt, K, group in [("float", D.float8_e4m3, 100, 100), ("uint", D.uint4, 31, 7),
+                                 ("int", D.int8, 100, 99), ("int", D.int3, 40, 1), ("uint", D.uint2, 300, 256)]:
+        qw = make_weight(rng, scheme, dt, 5, K, group, scale_dt="float16")
+        for M in (2, 16):
+            x = make_x(rng, M, K, "np-f16")
+            check(x, qw, QM.qmatmul(x, qw, backend=backend), f"{qw} M={M}")
+
+
+def test_default_backend_and_devices(monkeypatch):
+    """backend=None is the runtime's default (VMLANG_BACKEND, else triton on a GPU, else the VM); the
+    result lives where x lives, with weights given as NumPy or torch data."""
+    from vmlang.api import default_backend
+    rng = np.random.default_rng(5)
+    qw = make_weight(rng, "nf4", D.nf4, 9, 70, 64, scale_dt="float16")   # (QuantizedWeight.to cannot move
+    # ml_dtypes bfloat16 scales to torch yet)
+    x = make_x(rng, 4, 70, "torch-f16")
+    y = QM.qmatmul(x, qw)
+    assert isinstance(y, torch.Tensor) and y.device == x.device and y.dtype == torch.float16
+    check(x, qw, y, f"default backend {default_backend()}")
+    qt = qw.to("cpu")                                        # torch data inside the weight
+    assert isinstance(qt.codes.data, torch.Tensor)
+    y2 = QM.qmatmul(x.numpy(), qt, backend="numpy")
+    assert isinstance(y2, np.ndarray)
+    np.testing.assert_array_equal(y2, y.numpy())
+    monkeypatch.setenv("VMLANG_BACKEND", "numpy")
+    np.testing.assert_array_equal(QM.qmatmul(x, qw).numpy(), y2)
+
+
+@pytest.mark.gpu
+def test_cuda_tensors_stay_on_the_gpu():
+    rng = np.random.default_rng(9)
+    qw = make_weight(rng, "mxfp4", D.float4_e2m1, 70, 130, 32).to("cuda")
+    for M in (3, 40):
+        x = make_x(rng, M, 130, "torch-bf16").cuda()
+        y = QM.qmatmul(x, qw)
+        assert y.is_cuda and y.dtype == torch.bfloat16
+        check(x, qw, y, f"cuda M={M}")
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_bad_input():
+    rng = np.random.default_rng(2)
+    qw = make_weight(rng, "int", D.int4, 8, 32, 16)
+    with pytest.raises(vm.ArgumentError, match=r"x has K=31 columns .* the weight has K=32"):
+        QM.qmatmul(make_x(rng, 2, 31, "np-f16"), qw)
+    with pytest.raises(vm.ArgumentError, match="x must be float16 or bfloat16, got float32"):
+        QM.qmatmul(np.ones((2, 32), np.float32), qw)
+    with pytest.raises(vm.ArgumentError, match="x must be float16 or bfloat16, got int32"):
+        QM.qmatmul(np.ones((2, 32), np.int32), qw)
+    with pytest.raises(vm.ArgumentError, match="x must be float16 or bfloat16, got float32"):
+        QM.qmatmul(torch.ones((2, 32)), qw)
+    with pytest.raises(vm.ArgumentError, match="x must be a NumPy array or a torch tensor, got list"):
+        QM.qmatmul([[1.0] * 32], qw)
+    with pytest.raises(vm.ArgumentError, match=r"x must be \[M, K\]"):
+        QM.qmatmul(np.ones(32, np.float16), qw)
+    with pytest.raises(vm.ArgumentError, match="qw must be a QuantizedWeight"):
+        QM.qmatmul(np.ones((2, 32), np.float16), qw.dequantize())
+    with pytest.raises(vm.ArgumentError, match="path must be"):
+        QM.qmatmul(np.ones((2, 32), np.float16), qw, path="mma")
+    bad = QuantizedWeight(qw.codes, qw.scales, None, "float", 16)         # int4 codes under "float"
+    with pytest.raises(vm.ArgumentError, match="scheme 'float' cannot have codes of int4"):
+        QM.qmatmul(np.ones((2, 32), np.float16), bad)
+
+
+def test_empty_sizes():
+    rng = np.random.default_rng(4)
+    qw = make_weight(rng, "int", D.int4, 8, 32, 16)
+    assert QM.qmatmul(np.ones((0, 32), np.float16), qw).shape == (0, 8)
+
+
+# ------------------------------------------------------------------------------------------ table placement
+def _triton_source(**consts) -> str:
+    pytest.importorskip("triton")
+    from vmlang.backends.triton import generate_source
+    return generate_source(vm.compile_file(kernel_path("qmatmul"), consts))
+
+
+@pytest.mark.parametrize("dot", [0, 1])
+def test_codebook_table_stays_in_registers(dot):
+    """Item 5: the nf4 value table is never read from global memory. In the generated Triton code the
+    lookup is decoded in registers (a select chain over the 16 entries, as literals); the only loads are
+    of x, the packed codes and the scales; the kernel source explains the choice."""
+    src = _triton_source(T=D.nf4, LUT=1, G=64, DOT=dot, BM=16 if dot else 1)
+    assert "# lookup in codebook(nf4, float32): decoded in registers" in src
+    helper = src[src.index("def vm_cb_decode_nf4"):]
+    helper = helper[:helper.index("return v")]
+    assert "tl.load" not in helper
+    for e in D.nf4.entries:
+        assert repr(float(np.float32(e))) in helper, e
+    loads = re.findall(r"tl\.load\((\w+)_ptr", src)
+    assert sorted(loads) == ["s", "w", "x"], loads
+    params = re.search(r"def qmatmul\((.*?)\):", src, re.DOTALL).group(1)
+    assert re.findall(r"(\w+)_ptr,", params) == ["x", "w", "s", "z", "y"]   # no table argument
+    text = pathlib.Path(kernel_path("qmatmul")).read_text()
+    assert "lives in registers" in text and "never re-read from global memory" in text
+
+
+# ------------------------------------------------------------------------------------------ long sweep
+@pytest.mark.fuzz_long
+@pytest.mark.parametrize("seed", range(4))
+def test_random_sweep(seed, backend):
+    """Random shapes (M up to 70, N up to 150, K up to 300) and group sizes for every case (--fuzz-long)."""
+    rng = np.random.default_rng(seed)
+    for scheme, dt, group in CASES:
+        N, K, M = int(rng.integers(1, 150)), int(rng.integers(1, 300)), int(rng.integers(1, 70))
+        g = None if group is None else int(rng.integers(1, K + 1)) if scheme in ("int", "uint", "float") \
+            else group
+        qw = make_weight(rng, scheme, dt, N, K, g)
+        x = make_x(rng, M, K, ["np-f16", "torch-bf16", "torch-f16", "np-bf16"][int(rng.integers(4))])
+        check(x, qw, QM.qmatmul(x, qw, backend=backend), f"{qw} M={M} seed={seed}")
