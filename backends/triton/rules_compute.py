@@ -150,8 +150,11 @@ def _dot(cg, i):
             cg.define(i.out, f"tl.dot({a}, {b}, {acc}, input_precision=\"ieee\")")
         elif dt == D.bfloat16:
             cg.define(i.out, f"{cg.use('vm_dot_bf16')}({a}, {b}, {acc})")
-        elif dt == D.int8:   # (Triton 3.6 defaults out_dtype to float32 and then rejects an int32 acc)
-            cg.define(i.out, f"tl.dot({a}, {b}, {acc}, out_dtype=tl.int32)")
+        elif dt == D.int8:
+            # int8 MMA accumulates with saturation (mma ... .satfinite) while vmlang's int32 sums wrap:
+            # the products are summed from 0 (|sum| <= K * 2**14 cannot saturate for K < 2**17) and the
+            # accumulator is added with a wrapping int32 add. (out_dtype: Triton 3.6 defaults to float32.)
+            cg.define(i.out, f"tl.dot({a}, {b}, out_dtype=tl.int32) + {acc}")
         else:
             cg.define(i.out, f"tl.dot({a}, {b}, {acc})")
         return

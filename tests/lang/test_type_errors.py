@@ -101,3 +101,16 @@ def test_cli_reports_diagnostics_without_traceback(tmp_path):
     f.write_text("kernel k(x: f16[N] global) grid(1) {\n  a = ;\n}\n")
     r = subprocess.run([sys.executable, "-m", "vmlang", "check", str(f)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr and f"{f}:2:7: error:" in r.stderr
+
+
+@pytest.mark.parametrize("expr", ["1 << -1", "2 >> -1", "5 % 0.0", "5.0 / 0.0", "1 << 100000000", "1 << 999999999999",
+                                  "1 << 1000000000000000000000000000000", "1.5 & 1", "1 << 2.0"])
+def test_constant_folding_errors_are_diagnostics(expr):
+    """(found by the parser fuzzer) folding used Python's operators unguarded: negative shifts, fmod by zero
+    and huge shifts raised ValueError/MemoryError/OverflowError (on the H100 machine the huge shift took
+    the test worker down)."""
+    src = f"kernel k(x: f32[N] global) grid(1) {{\n    a = {expr};\n}}\n"
+    with pytest.raises(vm.VMError) as info:
+        vm.compile_source(src, "fold.vm")
+    assert info.value.loc is not None and info.value.loc.line == 2
+    assert any(w in info.value.message for w in ("compile-time", "does not apply", "division by zero"))

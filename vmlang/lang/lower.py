@@ -60,6 +60,20 @@ class Lowerer:
     def error(self, msg: str, loc: SourceLoc | None, hint: str | None = None):
         raise VMTypeError(msg, loc, hint=hint)
 
+    def fold(self, op: str, a, b, loc):
+        """``a op b`` of two compile-time numbers, every failure a diagnostic at ``loc`` (shift counts
+        outside 0..63 are refused before Python tries to build a huge integer)."""
+        if op in ("<<", ">>") and isinstance(a, int) and isinstance(b, int) and not 0 <= b <= 63:
+            self.error(f"shift count {b} of a compile-time constant is outside 0..63", loc)
+        if op in ("/", "%") and b == 0:
+            self.error("division by zero in a compile-time expression", loc)
+        try:
+            return _FOLD[op](a, b)
+        except TypeError:
+            self.error(f"operator {op} does not apply to {a!r} and {b!r}", loc)
+        except (ArithmeticError, ValueError) as err:
+            self.error(f"cannot evaluate {a!r} {op} {b!r} at compile time: {err}", loc)
+
     # ----------------------------------------------------------------------------- kernel
     def lower(self) -> N.Kernel:
         k = self.k
@@ -171,10 +185,7 @@ class Lowerer:
             a, b = self.const_eval(e.left), self.const_eval(e.right)
             if e.op in ("and", "or"):
                 return (a and b) if e.op == "and" else (a or b)
-            try:
-                return _FOLD[e.op](a, b)
-            except ZeroDivisionError:
-                self.error("division by zero in a compile-time expression", e.loc)
+            return self.fold(e.op, a, b, e.loc)
         if isinstance(e, A.Call) and e.func in ("cdiv", "min", "max") and len(e.args) == 2 and not e.kwargs:
             a, b = (self.const_eval(x) for x in e.args)
             if e.func == "cdiv":
@@ -461,12 +472,7 @@ class Lowerer:
                 self.error(f"operator {op} does not apply to {a.value!r} and {b.value!r}", loc)
             if op in ("and", "or"):
                 return Weak((a.value and b.value) if op == "and" else (a.value or b.value), loc)
-            try:
-                return Weak(_FOLD[op](a.value, b.value), loc)
-            except ZeroDivisionError:
-                self.error("division by zero", loc)
-            except TypeError:
-                self.error(f"operator {op} does not apply to {a.value!r} and {b.value!r}", loc)
+            return Weak(self.fold(op, a.value, b.value, loc), loc)
         for x in (a, b):
             if isinstance(x, N.Value) and x.is_global:
                 self.error(f"{x.name} is a tensor in global memory: read it with load({x.name}[...])", loc)
