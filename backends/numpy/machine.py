@@ -409,7 +409,11 @@ def _exact_sum(x: np.ndarray, axis: int) -> np.ndarray:
     """The exactly rounded float64 sum along ``axis`` (math.fsum), then one rounding by the caller."""
     if not np.isfinite(x).all():   # Inf/NaN follow IEEE addition
         return np.sum(x, axis=axis)
-    return np.apply_along_axis(math.fsum, axis, x) if x.shape[axis] else np.sum(x, axis=axis)
+    if not x.shape[axis]:
+        return np.sum(x, axis=axis)
+    s = np.apply_along_axis(math.fsum, axis, x)
+    # IEEE: an exact zero sum is +0.0 unless every term is -0.0 (fsum always returns +0.0)
+    return np.where(np.all((x == 0) & np.signbit(x), axis=axis), -0.0, s)
 
 
 @evaluate(N.Sum, N.ReduceMax, N.ReduceMin)

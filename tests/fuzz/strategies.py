@@ -41,10 +41,9 @@ Not generated (yet): float ``atomic_add`` (its result depends on the order of th
 ``barrier``, ``layout("...")`` annotations, reductions over bool, stores inside loops, scalar parameters
 used as sizes.
 
-Known VM bugs the generator steers around (each has a strict xfail in ``test_known_bugs.py``):
-``codebook(of, dtype)`` whose values do not fit ``dtype`` raises a raw Python ``CastError`` (the
-generator only makes tables that fit), and the VM does not keep bfloat16 NaN payloads (bf16 values count
-as ``nan_loose``). The runner normalises the third (``true`` printed as ``uint1 = 1``).
+Known VM bugs the generator steers around (each has a strict xfail in ``test_known_bugs.py``): the VM
+does not keep bfloat16 NaN payloads (bf16 values count as ``nan_loose``). The generator also only makes
+``codebook(of, dtype)`` tables whose values fit ``dtype`` (the others are compile-time errors now).
 """
 from __future__ import annotations
 

@@ -127,21 +127,6 @@ def mutants(draw, sources=None):
     return original, text
 
 
-#: crashes already reported as strict xfails in test_known_bugs.py (constant folding in vmlang/lang/lower.py
-#: and values.py): they are counted, not failed, so that the campaigns keep looking for new ones
-KNOWN_CRASHES = [
-    (ValueError, r"negative shift count"),                 # 1 << -1 folded with Python's <<
-    (ValueError, r"math domain error"),                    # 5 % 0.0 folded with math.fmod
-    (ValueError, r"Exceeds the limit .* integer string conversion"),   # 1 << 100000000 in a message
-    (MemoryError, r""),                                    # 1 << 999999999999 folded
-    (OverflowError, r"too many digits in integer"),        # 1 << 10**30 folded
-]
-
-
-def _known(exc) -> bool:
-    return any(isinstance(exc, cls) and re.search(pat, str(exc)) for cls, pat in KNOWN_CRASHES)
-
-
 class _Hang(Exception):
     pass
 
@@ -172,9 +157,7 @@ def compile_or_diagnose(text: str) -> str:
         raise AssertionError(f"compiling took more than {HANG_SECONDS} s") from None
     except RecursionError:
         raise AssertionError("RecursionError instead of a diagnostic") from None
-    except Exception as e:  # noqa: BLE001 - the point of the test
-        if _known(e):
-            return "known-bug"
+    except Exception:  # noqa: BLE001 - the point of the test
         raise AssertionError("a Python exception instead of a diagnostic:\n" + traceback.format_exc(limit=6)) \
             from None
     finally:

@@ -101,3 +101,18 @@ def test_layout_annotation_round_trips_and_runs():
     y = np.zeros(128, np.float32)
     vm.backend("numpy").compile(k)(x, y)
     np.testing.assert_array_equal(x, y)
+
+
+def test_printing_a_bool_literal_is_a_fixed_point():
+    """(found by the fuzzer) the literal true lowered to the int 1 of uint1, printed as 'uint1 = 1', which
+    re-parses as true: print -> parse -> print was not a fixed point."""
+    src = """
+kernel k(x: f32[N] global, y: f32[N] global) grid(1) {
+    t = load(x[0 : +4]);
+    store(y[0 : +4], where(true, t, 0.0));
+}"""
+    text = print_kernel(vm.compile_source(src))
+    assert "uint1 = true" in text
+    assert print_kernel(vm.compile_source(text)) == text
+
+

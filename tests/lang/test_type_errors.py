@@ -114,3 +114,19 @@ def test_constant_folding_errors_are_diagnostics(expr):
         vm.compile_source(src, "fold.vm")
     assert info.value.loc is not None and info.value.loc.line == 2
     assert any(w in info.value.message for w in ("compile-time", "does not apply", "division by zero"))
+
+
+def test_codebook_that_does_not_fit_its_dtype_is_a_diagnostic():
+    """(found by the fuzzer) float8_e5m2 reaches 57344 and has Inf/NaN; float8_e4m3 stops at 448 and has no
+    Inf. The table is static, so this is a compile-time error at the codebook call (it was a raw CastError
+    from inside the VM)."""
+    src = """
+kernel k(y: f32[N] global) grid(1) {
+    t = codebook(float8_e5m2, float8_e4m3);
+    store(y[0 : +256], cast(t, f32));
+}"""
+    with pytest.raises(vm.VMError) as info:
+        vm.compile_source(src, "bug.vm")
+    assert info.value.loc.line == 3 and "float8_e4m3 cannot hold" in info.value.message
+
+

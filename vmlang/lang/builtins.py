@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import VMError, VMTypeError
@@ -344,6 +346,12 @@ def _codebook(lw, call):
         lw.error(f"codebook() needs a dtype of at most 8 bits, not {of}", a["of"].loc)
     if not dt.is_float or dt.is_codebook:
         lw.error(f"codebook table dtype must be a float type, not {dt}", call.loc)
+    for v in of.decode(np.arange(1 << of.nbits)):   # the table is static: check it now
+        try:
+            dt.encode([v])
+        except ValueError:
+            lw.error(f"codebook({of}, {dt}): {of} has the value {float(v)!r}, which {dt} cannot hold "
+                     f"(range [{dt.min}, {dt.max}])", call.loc)
     return emit(lw, N.Codebook, TileType(dt, (1 << of.nbits,)), of, loc=call.loc)
 
 

@@ -41,7 +41,7 @@ def const_of(lw, w: Weak, dtype) -> N.Value:
         iv = int(v)
         if not dtype.min <= iv <= dtype.max:
             raise VMTypeError(f"literal {v!r} does not fit in {dtype} [{dtype.min}, {dtype.max}]", w.loc)
-        v = iv if dtype != BOOL or isinstance(w.value, bool) else bool(iv)
+        v = bool(iv) if dtype == BOOL else iv
     else:
         try:
             code = dtype.encode([float(v)])

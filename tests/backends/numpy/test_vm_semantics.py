@@ -1085,3 +1085,19 @@ kernel k(x: f32[N] global, y: f32[N] global) grid(1) {
     y = np.zeros(5, np.float32)
     run(src, x, y)
     np.testing.assert_array_equal(y, x * np.float32(2))
+
+
+def test_sum_of_negative_zeros_is_negative_zero():
+    """(found by the fuzzer) math.fsum returns +0.0 for a sum of -0.0s; IEEE addition in any order gives
+    -0.0, and +0.0 as soon as one term is +0.0."""
+    src = """
+kernel k(x: f32[N] global, y: f32[K] global) grid(1) {
+    store(y[0 : +1], broadcast(sum(load(x[0 : +4])), [1]));
+}"""
+    x = np.full(4, -0.0, np.float32)
+    y = np.ones(1, np.float32)
+    run(src, x, y)
+    assert y[0] == 0 and np.signbit(y[0])
+    x[2] = 0.0
+    run(src, x, y)
+    assert y[0] == 0 and not np.signbit(y[0])
