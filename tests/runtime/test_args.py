@@ -148,3 +148,22 @@ kernel k(x: f32[N] global, y: f32[N] global) grid(N) {
     assert not y.any()
     k(x[:2], y[:2])
     np.testing.assert_array_equal(y, [1, 2, 0, 0, 0])
+
+
+@pytest.mark.parametrize("dt", ["int8", "float8_e4m3", "uint8"])
+def test_vm_tensor_of_8_bit_codes_in_torch_storage(tmp_path, dt):
+    """A vm.Tensor keeps 8-bit codes as uint8 (torch or NumPy); the launcher views them as the dtype's
+    canonical storage (int8 for int8) without a copy, for torch data as for NumPy data."""
+    f = tmp_path / "k.vm"
+    f.write_text(f"kernel k(w: {dt}[N] global, y: f32[N] global) grid(1) {{\n"
+                 f"    store(y[0 : +7], cast(load(w[0 : +7]), f32));\n}}\n")
+    k = vm.load(f)
+    values = np.array([1, -2, 3, -128 if dt == "int8" else 4, 127, 0.5 if dt != "int8" and dt != "uint8" else 5, 6])
+    if dt == "uint8":
+        values = np.abs(values)
+    codes = vm.Tensor.from_values(values, dt).data
+    want = vm.dtype(dt).decode(codes).astype(np.float32)
+    for w in (vm.Tensor(codes, dt), vm.Tensor(torch.from_numpy(codes.copy()), dt)):
+        y = np.zeros(7, np.float32)
+        k(w, y, backend="numpy")
+        np.testing.assert_array_equal(y, want)

@@ -175,8 +175,12 @@ def _prepare(name: str, dt: D.DType, x, written: bool):
         if x.dtype != dt:
             raise ArgumentError(f"argument {name}: expected a {dt} tensor, got a vm.Tensor of {x.dtype}")
         data = x.data
-        if not S.is_packed(dt) and isinstance(data, np.ndarray):   # codes -> the canonical dtype (a view)
-            data = data.view(S.host_dtype(dt))
+        if not S.is_packed(dt):   # codes -> the canonical dtype (a zero-copy view, NumPy or torch)
+            if isinstance(data, np.ndarray):
+                data = data.view(S.host_dtype(dt))
+            elif S.torch_dtype_name(dt) != _torch_dtype_name(data):
+                import torch
+                data = data.view(getattr(torch, S.torch_dtype_name(dt)))
         return _prepare_raw(name, dt, data, written, x.shape, "vm.Tensor")
     if not (is_torch(x) or isinstance(x, np.ndarray)):
         raise ArgumentError(f"argument {name}: expected a tensor of {dt} (NumPy array, torch tensor or "
