@@ -140,9 +140,7 @@ class QuantizedLinear(torch.nn.Module):
     def qweight(self) -> QuantizedWeight:
         """The weight as a QuantizedWeight over this layer's buffers (no copy)."""
         dt = _element_dtype(self.dtype_name)[0]
-        # on the CPU the codes go as a NumPy view: the runtime takes int8 codes of a torch-backed vm.Tensor only
-        # through NumPy (vmlang/runtime/args.py views NumPy codes, not torch ones, as the canonical dtype)
-        codes = self.codes.numpy() if self.codes.device.type == "cpu" else self.codes
+        codes = self.codes
         scales = Tensor(self.scales, "float8_e8m0") if self.scheme == "mxfp4" else self.scales
         return QuantizedWeight(Tensor(codes, dt, (self.out_features, self.in_features)), scales,
                                self.zeros, self.scheme, self.group_size)
