@@ -164,16 +164,17 @@ EDGE = [("int", D.int4, 32), ("uint", D.uint3, 48), ("nf4", D.nf4, 64), ("float"
 
 @pytest.mark.parametrize("scheme,dt,group", EDGE, ids=[f"{s}-{d.name}-g{g}" for s, d, g in EDGE])
 def test_partial_tiles_in_every_dimension(scheme, dt, group, backend, monkeypatch):
-    """Sizes just past the tiles: N = 70 (BN = 64), K = 130 (BK = 64 / 128), M = 33 on the dot path
-    (BM = 64), so every dimension ends in a masked partial tile; both paths, forced and automatic."""
+    """Sizes just past the tiles: N = 70, K = 130, M = 33 or 20 (tiles of 16 to 256), so every dimension
+    ends in a masked partial tile; both paths, forced and automatic."""
     rng = np.random.default_rng(7)
     qw = make_weight(rng, scheme, dt, 70, 130, group)
     spy = Spy(monkeypatch)
-    for M, path in [(33, None), (2, None), (5, "dot"), (20, "gemv")]:
+    for M, path in [(33, None), (2, None), (3, "dot"), (20, "gemv")]:
         x = make_x(rng, M, 130, "np-f16")
         check(x, qw, QM.qmatmul(x, qw, backend=backend, path=path), f"{qw} M={M} path={path}")
-    assert [(c["DOT"], c["BM"], c["BN"], c["BK"]) for c in spy.calls] == \
-        [(1, 64, 64, 64), (0, 1, 64, 128), (1, 16, 64, 64), (0, 1, 64, 128)]
+    assert [c["DOT"] for c in spy.calls] == [1, 0, 1, 0]
+    for c, M in zip(spy.calls, (33, 2, 3, 20)):       # a partial last tile in N and K, and in M where M > BM
+        assert 70 % c["BN"] and 130 % c["BK"] and (M <= c["BM"] or M % c["BM"]), c
 
 
 def test_dispatch_threshold(monkeypatch):
