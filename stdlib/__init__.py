@@ -9,7 +9,7 @@ import importlib
 _EXPORTS = {
     "QuantizedWeight": "quant.weight",
     "quantize": "quant.schemes",
-    "qmatmul": "qmatmul",
+    "qmatmul": "matmul",
     "QuantizedLinear": "nn",
     "quantize_model": "nn",
     "from_gptq": "convert.gptq", "to_gptq": "convert.gptq",

@@ -34,7 +34,7 @@ from vmlang.ir.errors import ArgumentError
 
 from vmlang.runtime.tensor import Tensor
 
-from .qmatmul import qmatmul
+from .matmul import qmatmul
 from .quant.schemes import (
     DEFAULT_GROUP_SIZE,
     _element_dtype,

@@ -137,8 +137,12 @@ class QuantizedWeight:
             if device == "numpy":
                 return np.array(_host(a))
             import torch
-            t = a if type(a).__module__.startswith("torch") else torch.from_numpy(np.ascontiguousarray(a))
-            return t.to(device)
+            if type(a).__module__.startswith("torch"):
+                return a.to(device)
+            a = np.ascontiguousarray(a)
+            if a.dtype.name == "bfloat16":   # ml_dtypes: torch.from_numpy does not know it; same bits
+                return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16).to(device)
+            return torch.from_numpy(a).to(device)
         return QuantizedWeight(move(self.codes), move(self.scales), move(self.zeros), self.scheme, self.group_size)
 
     def __repr__(self):

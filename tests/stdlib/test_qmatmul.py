@@ -39,7 +39,7 @@ from vmlang.stdlib.quant.weight import QuantizedWeight
 import vmlang as vm
 
 torch = pytest.importorskip("torch")
-QM = importlib.import_module("vmlang.stdlib.qmatmul")    # the module (the package also exports the function)
+QM = importlib.import_module("vmlang.stdlib.matmul")     # the module behind vmlang.stdlib.qmatmul
 
 UNIT = {D.float16: 2.0 ** -11, D.bfloat16: 2.0 ** -8}
 SUBNORMAL = {D.float16: 2.0 ** -24, D.bfloat16: 2.0 ** -133}
@@ -306,3 +306,20 @@ def test_random_sweep(seed, backend):
         qw = make_weight(rng, scheme, dt, N, K, g)
         x = make_x(rng, M, K, ["np-f16", "torch-bf16", "torch-f16", "np-bf16"][int(rng.integers(4))])
         check(x, qw, QM.qmatmul(x, qw, backend=backend), f"{qw} M={M} seed={seed}")
+
+
+def test_the_package_exports_the_function_whatever_was_imported_first():
+    import vmlang.stdlib as stdlib
+    importlib.import_module("vmlang.stdlib.matmul")
+    from vmlang.stdlib import qmatmul as f
+    assert callable(f) and f is QM.qmatmul and stdlib.qmatmul is QM.qmatmul
+
+
+def test_weight_with_bfloat16_numpy_scales_moves_to_torch_and_back():
+    torch = pytest.importorskip("torch")
+    qw = QuantizedWeight(vm.Tensor.from_values([[1, -2, 3]], vm.int3),
+                         np.array([[0.75]], ml_dtypes.bfloat16), None, "int", 3)
+    t = qw.to("cpu")
+    assert t.scales.dtype == torch.bfloat16 and float(t.scales[0, 0]) == 0.75
+    np.testing.assert_array_equal(t.dequantize(), qw.dequantize())
+    np.testing.assert_array_equal(t.to("numpy").dequantize(), qw.dequantize())

@@ -40,8 +40,6 @@ memory for odd ``g`` (``p == 1``: one scale per weight).
 """
 from __future__ import annotations
 
-import sys
-import types
 
 import numpy as np
 from vmlang.ir import dtypes as D
@@ -208,15 +206,3 @@ def _launch(x, w, s, z, y, backend, **consts):
     """Run stdlib/kernels/qmatmul.vm (one place, so tests can watch which specialisation runs)."""
     from .kernels import kernel
     kernel("qmatmul")(x, w, s, z, y, backend=backend, **consts)
-
-
-class _CallableModule(types.ModuleType):
-    """``vmlang.stdlib.qmatmul`` names both this module and the function (the package's lazy export): once
-    the module is imported, the import system binds the package attribute to the module, so
-    ``from vmlang.stdlib import qmatmul`` may give either. Calling the module calls the function."""
-
-    def __call__(self, *args, **kwargs):
-        return qmatmul(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
