@@ -93,12 +93,16 @@ class QuantizedLinear(torch.nn.Module):
                              if scheme == "uint" else None)
         self.bias = torch.nn.Parameter(torch.zeros(N, dtype=bias_dtype, device=device), requires_grad=False) \
             if bias else None
+        # act-order checkpoints (GPTQ with g_idx): the codes hold the input channels in the order perm,
+        # and forward reads x[..., perm] (see from_gptq); None for the identity
+        self.register_buffer("perm", None)
 
     # -------------------------------------------------------------------------------- construction
     @classmethod
-    def from_quantized(cls, qw: QuantizedWeight, bias=None, *, backend: str | None = None,
+    def from_quantized(cls, qw: QuantizedWeight, bias=None, *, perm=None, backend: str | None = None,
                        act_dtype: torch.dtype = torch.float16) -> QuantizedLinear:
-        """The layer computing ``x @ qw.dequantize().T + bias`` (``bias``: None or ``[N]``, numpy or torch)."""
+        """The layer computing ``x @ qw.dequantize().T + bias`` (``bias``: None or ``[N]``, numpy or torch),
+        or ``x[..., perm] @ qw.dequantize().T + bias`` with a permutation ``perm`` of the K input channels."""
         if not isinstance(qw, QuantizedWeight):
             raise ArgumentError(f"QuantizedLinear.from_quantized: qw must be a QuantizedWeight, "
                                 f"got {type(qw).__name__}")
@@ -122,7 +126,45 @@ class QuantizedLinear(torch.nn.Module):
             layer.zeros.copy_(_buffer(qw.zeros))
         if b is not None:
             layer.bias.data.copy_(b)
+        if perm is not None:
+            p = torch.as_tensor(np.asarray(perm) if not isinstance(perm, torch.Tensor) else perm).to(torch.int64)
+            if tuple(p.shape) != (K,) or not torch.equal(torch.sort(p).values, torch.arange(K)):
+                raise ArgumentError(f"QuantizedLinear: perm must be a permutation of range({K}), got shape "
+                                    f"{list(p.shape)}")
+            layer.perm = p.to(layer.codes.device)
         return layer
+
+    @classmethod
+    def from_gptq(cls, qweight, qzeros, scales, g_idx=None, bits: int = 4, version: int = 1, bias=None, *,
+                  group_size=None, backend: str | None = None, act_dtype=torch.float16) -> QuantizedLinear:
+        """A GPTQ checkpoint's layer (:func:`vmlang.stdlib.from_gptq`); act-order ``g_idx`` becomes ``perm``."""
+        from .convert.gptq import from_gptq
+        qw, perm = from_gptq(qweight, qzeros, scales, g_idx, bits=bits, version=version, group_size=group_size)
+        return cls.from_quantized(qw, bias, perm=perm, backend=backend, act_dtype=act_dtype)
+
+    @classmethod
+    def from_awq(cls, qweight, qzeros, scales, bits: int = 4, bias=None, *, group_size=None,
+                 backend: str | None = None, act_dtype=torch.float16) -> QuantizedLinear:
+        """An AWQ (GEMM) checkpoint's layer (:func:`vmlang.stdlib.from_awq`)."""
+        from .convert.awq import from_awq
+        qw = from_awq(qweight, qzeros, scales, bits=bits, group_size=group_size)
+        return cls.from_quantized(qw, bias, backend=backend, act_dtype=act_dtype)
+
+    @classmethod
+    def from_bnb_nf4(cls, packed, absmax, shape, blocksize: int = 64, bias=None, *, backend: str | None = None,
+                     act_dtype=torch.float16) -> QuantizedLinear:
+        """A bitsandbytes NF4 layer (:func:`vmlang.stdlib.from_bnb_nf4`)."""
+        from .convert.bnb import from_bnb_nf4
+        qw = from_bnb_nf4(packed, absmax, shape, blocksize=blocksize)
+        return cls.from_quantized(qw, bias, backend=backend, act_dtype=act_dtype)
+
+    @classmethod
+    def from_mxfp4(cls, blocks, scales, shape, bias=None, *, backend: str | None = None,
+                   act_dtype=torch.float16) -> QuantizedLinear:
+        """An OCP MXFP4 layer (:func:`vmlang.stdlib.from_mxfp4`)."""
+        from .convert.mxfp4 import from_mxfp4
+        qw = from_mxfp4(blocks, scales, shape)
+        return cls.from_quantized(qw, bias, backend=backend, act_dtype=act_dtype)
 
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, dtype="int4", group_size=DEFAULT_GROUP_SIZE, *,
@@ -153,6 +195,8 @@ class QuantizedLinear(torch.nn.Module):
             raise ArgumentError(f"QuantizedLinear: x must be [..., {self.in_features}], got {list(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
+        if self.perm is not None:
+            x2 = x2[:, self.perm]
         xk = x2 if x2.dtype in _ACT else x2.to(self.act_dtype)
         y = qmatmul(xk, self.qweight, backend=self.backend)
         if self.bias is not None:
@@ -178,6 +222,12 @@ class QuantizedLinear(torch.nn.Module):
                              if fmt.get(k) != v)
             raise ArgumentError(f"QuantizedLinear.load_state_dict: {prefix.rstrip('.') or 'the state dict'} holds another "
                                 f"format: {diff}")
+        theirs = state_dict.get(prefix + "perm")   # act-order permutation: taken over from the state dict
+        if theirs is not None and tuple(theirs.shape) != (self.in_features,):
+            raise ArgumentError(f"QuantizedLinear.load_state_dict: {prefix}perm has shape {list(theirs.shape)}, "
+                                f"this layer needs [{self.in_features}]")
+        self.perm = None if theirs is None else torch.empty(self.in_features, dtype=torch.int64,
+                                                             device=self.codes.device)
         for name in ("codes", "scales", "zeros", "bias"):
             mine, theirs = getattr(self, name), state_dict.get(prefix + name)
             if theirs is None or mine is None:

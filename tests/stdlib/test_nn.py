@@ -236,3 +236,57 @@ def test_docstring_examples():
 
     import vmlang.stdlib.nn as m
     assert doctest.testmod(m).failed == 0
+
+
+# ------------------------------------------------------------------------------------ checkpoint formats
+def _x(k, rows=3, seed=5):
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal((rows, k))).to(torch.float16)
+
+
+def _ref(x, w, perm=None):
+    xs = x.double().numpy() if perm is None else x.double().numpy()[:, perm]
+    return xs @ w.astype(np.float64).T
+
+
+def _close(y, ref):
+    y = y.double().numpy()
+    tol = 4 * 2.0 ** -11 * (np.abs(ref) + np.abs(ref).max() * 0.01)
+    assert np.all(np.abs(y - ref) <= tol), np.abs(y - ref).max()
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_from_gptq_layer(act_order):
+    from vmlang.stdlib import to_gptq
+    rng = np.random.default_rng(1)
+    N, K = 24, 96          # GPTQ packs N and K into 32-bit words (N * bits, K * bits multiples of 32)
+    qw = quantize(rng.standard_normal((N, K)).astype(np.float32) * 0.1, "uint4", 32)
+    perm = rng.permutation(K) if act_order else None
+    raw = to_gptq(qw, perm=perm)
+    layer = QuantizedLinear.from_gptq(**raw, bias=np.arange(N, dtype=np.float32), backend="numpy")
+    assert (layer.perm is not None) == act_order
+    x = _x(K)
+    _close(layer(x), _ref(x, qw.dequantize(), perm) + np.arange(N))
+    # the permutation travels with the state dict into an empty layer
+    fresh = QuantizedLinear(K, N, True, "uint4", 32, backend="numpy")
+    fresh.load_state_dict(layer.state_dict())
+    assert torch.equal(fresh(x), layer(x))
+
+
+def test_from_awq_bnb_and_mxfp4_layers():
+    from vmlang.stdlib import to_awq, to_bnb_nf4, to_mxfp4
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((8, 64)).astype(np.float32) * 0.05    # AWQ packs N into 32-bit words
+    x = _x(64)
+    for fmt, group, to, make in [("uint4", 32, to_awq, QuantizedLinear.from_awq),
+                                   ("nf4", 64, to_bnb_nf4, QuantizedLinear.from_bnb_nf4),
+                                   ("mxfp4", 32, to_mxfp4, QuantizedLinear.from_mxfp4)]:
+        qw = quantize(w, fmt, group)
+        layer = make(**to(qw), backend="numpy")
+        assert layer.bias is None and layer.perm is None
+        _close(layer(x), _ref(x, qw.dequantize()))
+
+
+def test_a_perm_that_is_not_a_permutation_is_refused():
+    qw = quantize(np.random.default_rng(3).standard_normal((4, 8)).astype(np.float32), "int4", 8)
+    with pytest.raises(ArgumentError, match="permutation of range\\(8\\)"):
+        QuantizedLinear.from_quantized(qw, perm=[0, 1, 2, 3, 4, 5, 6, 6])
