@@ -39,6 +39,18 @@ def host(a, name: str, dtypes: tuple[str, ...]) -> np.ndarray:
     return np.asarray(a)
 
 
+def word_packed_inputs(fmt: str, qweight, qzeros, scales):
+    """The three arrays of a GPTQ/AWQ layer on the host: int32 ``qweight`` and ``qzeros``, float16 ``scales``,
+    ``qweight`` and ``scales`` 2-d (the format-specific shapes are checked by the caller)."""
+    qweight = host(qweight, f"{fmt} qweight", ("int32",))
+    qzeros = host(qzeros, f"{fmt} qzeros", ("int32",))
+    scales = host(scales, f"{fmt} scales", ("float16",))
+    if qweight.ndim != 2 or scales.ndim != 2:
+        raise ArgumentError(f"{fmt} qweight and scales must be 2-d, got shapes {list(qweight.shape)} and "
+                            f"{list(scales.shape)}")
+    return qweight, qzeros, scales
+
+
 def host_int(a, name: str) -> np.ndarray:
     """An integer index array (any integer dtype), as int64."""
     if a is None or not hasattr(a, "dtype"):

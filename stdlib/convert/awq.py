@@ -43,8 +43,8 @@ from vmlang.stdlib.convert._common import (
     expect_shape,
     float_scales,
     group_size_of,
-    host,
     uint_codes,
+    word_packed_inputs,
     words_to_bytes,
     zero_points,
 )
@@ -73,12 +73,7 @@ def from_awq(qweight, qzeros, scales, bits: int = 4, group_size: int | None = No
     """The :class:`QuantizedWeight` ``[N, K]`` (uint4 codes, zero points) of an AWQ GEMM layer."""
     if isinstance(bits, bool) or bits != 4:
         raise ArgumentError(f"AWQ defines only 4-bit weights (bits=4), got bits={bits!r}")
-    qweight = host(qweight, "AWQ qweight", ("int32",))
-    qzeros = host(qzeros, "AWQ qzeros", ("int32",))
-    scales = host(scales, "AWQ scales", ("float16",))
-    if qweight.ndim != 2 or scales.ndim != 2:
-        raise ArgumentError(f"AWQ qweight and scales must be 2-d, got shapes {list(qweight.shape)} and "
-                            f"{list(scales.shape)}")
+    qweight, qzeros, scales = word_packed_inputs("AWQ", qweight, qzeros, scales)
     K, N = qweight.shape[0], qweight.shape[1] * 8
     G = scales.shape[0]
     expect_shape(scales, "AWQ scales", (G, N), f"groups x N, with N={N} = 8 x the columns of qweight")

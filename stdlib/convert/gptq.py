@@ -65,9 +65,9 @@ from vmlang.stdlib.convert._common import (
     expect_shape,
     float_scales,
     group_size_of,
-    host,
     host_int,
     uint_codes,
+    word_packed_inputs,
     words_to_bytes,
     zero_points,
 )
@@ -113,12 +113,7 @@ def from_gptq(qweight, qzeros, scales, g_idx=None, bits: int = 4, version: int =
     """
     bits = check_int(bits, "GPTQ bits", BITS)
     version = check_int(version, "GPTQ version", (1, 2))
-    qweight = host(qweight, "GPTQ qweight", ("int32",))
-    qzeros = host(qzeros, "GPTQ qzeros", ("int32",))
-    scales = host(scales, "GPTQ scales", ("float16",))
-    if qweight.ndim != 2 or scales.ndim != 2:
-        raise ArgumentError(f"GPTQ qweight and scales must be 2-d, got shapes {list(qweight.shape)} and "
-                            f"{list(scales.shape)}")
+    qweight, qzeros, scales = word_packed_inputs("GPTQ", qweight, qzeros, scales)
     rows, N = qweight.shape
     if (rows * 32) % bits:
         raise ArgumentError(f"GPTQ qweight has {rows} rows of 32-bit words, which do not hold a whole number of "
