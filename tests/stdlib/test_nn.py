@@ -290,3 +290,18 @@ def test_a_perm_that_is_not_a_permutation_is_refused():
     qw = quantize(np.random.default_rng(3).standard_normal((4, 8)).astype(np.float32), "int4", 8)
     with pytest.raises(ArgumentError, match="permutation of range\\(8\\)"):
         QuantizedLinear.from_quantized(qw, perm=[0, 1, 2, 3, 4, 5, 6, 6])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["int8", "int4", "nf4", "mxfp4"])
+def test_quantized_block_on_the_gpu(name):
+    """The block on CUDA with the default backend (triton there): the same bounds as on the CPU."""
+    model, x = make_block(1).cuda(), inputs(2).cuda()
+    qmodel = quantize_model(copy.deepcopy(model), name)
+    assert all(m.codes.is_cuda for m in qmodel.modules() if isinstance(m, QuantizedLinear))
+    with torch.no_grad():
+        yf, yq, yd = model(x), qmodel(x), dequantized_copy(model.cpu(), qmodel.cpu())(x.cpu())
+    update = yf.cpu() - x.cpu()
+    assert yq.is_cuda
+    assert rel_rms(yq.cpu(), yd, update) <= 6 * U16
+    assert rel_rms(yq.cpu(), yf.cpu(), update) <= 3 * weight_eps(name)
