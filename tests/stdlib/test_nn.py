@@ -51,7 +51,8 @@ class Block(nn.Module):
         h = self.ln1(x)
         q, k, v = (self.attn[n](h).view(B, T, self.heads, -1).transpose(1, 2) for n in "qkv")
         att = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.heads)
-        att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf")).softmax(-1)
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
+        att = att.masked_fill(causal, float("-inf")).softmax(-1)
         x = x + self.attn["o"]((att @ v).transpose(1, 2).reshape(B, T, d))
         return x + self.mlp["down"](nn.functional.gelu(self.mlp["up"](self.ln2(x))))
 
