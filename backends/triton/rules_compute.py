@@ -81,12 +81,19 @@ def _unary(cg, i):
     if cls is N.Neg:
         if dt.is_float:   # Triton lowers -x to 0 - x, which gives +0.0 for x = +0.0; a product by -1 is exact
             cg.define(i.out, f"{x} * {R.const(dt, -1.0)}")
+        elif dt.nbits < 32:   # wrap explicitly: on the H100, -x of int16 -32768 later widened to 32768
+            cg.define(i.out, f"(-({x}.to(tl.int32))).to({R.tl_type(dt)})")
         else:
             cg.define(i.out, f"-{x}")
     elif cls is N.Invert:
         cg.define(i.out, f"~{x}")
     elif cls is N.Abs:
-        cg.define(i.out, x if (dt.is_int and not dt.is_signed) else f"tl.abs({x})")
+        if dt.is_int and not dt.is_signed:
+            cg.define(i.out, x)
+        elif dt.is_int and dt.nbits < 32:   # abs(MIN) wraps to MIN, as for negation
+            cg.define(i.out, f"tl.abs({x}.to(tl.int32)).to({R.tl_type(dt)})")
+        else:
+            cg.define(i.out, f"tl.abs({x})")
     elif cls is N.Rsqrt:
         cg.define(i.out, _round_to(cg, dt, f"tl.div_rn(1.0, tl.sqrt_rn({_f32(dt, x)}))"))
     else:

@@ -237,3 +237,20 @@ kernel k(x: f32[N] global, y: f32[N] global, h: f16[N] global, b: bf16[N] global
     x = np.array([0.0, -0.0, 1.5, -np.inf, np.nan], np.float32)
     run_kernel("triton", vm.compile_source(src), x, np.ones(5, np.float32), np.ones(5, np.float16),
                np.ones(5, ml_dtypes.bfloat16), exact=True)
+
+
+@pytest.mark.parametrize("t, npt", [("i8", np.int8), ("i16", np.int16), ("u8", np.uint8), ("u16", np.uint16)])
+def test_negation_and_abs_wrap_before_widening(t, npt):
+    """(fuzzer, H100) -x of int16 -32768 is -32768 (it wraps), also when the result is then cast to int32
+    or summed by an atomic; the generated code had given 32768 there."""
+    src = f"""
+kernel k(x: {t}[N] global, y: i32[N] global, z: i32[N] global, s: i32[1] global) grid(1) {{
+    a = load(x[0 : +9]);
+    store(y[0 : +9], cast(-a, int32));
+    store(z[0 : +9], cast(abs(a), int32));
+    atomic_add(s[0 : +1], broadcast(sum(cast(-a, int32)), [1]));
+}}"""
+    x = ints(npt, 9)
+    x[:3] = [np.iinfo(npt).min, np.iinfo(npt).max, 1]
+    run_kernel("triton", vm.compile_source(src), x, np.zeros(9, np.int32), np.zeros(9, np.int32),
+               np.zeros(1, np.int32), exact=True)
