@@ -73,6 +73,18 @@ def _compare(cg, i):
     cg.define(i.out, f"{cg.name(i.a)} {_CMP[type(i)]} {cg.name(i.b)}")
 
 
+def _wrapped(dt, v32: str) -> str:
+    """An int32 expression reduced modulo 2**bits into ``dt``'s range with int32 arithmetic, then narrowed.
+    (Narrowing alone is not enough on the GPU: Triton/LLVM may fold a later widening with it and keep the
+    unwrapped value, e.g. 32768 for -(-32768) of int16.)"""
+    b = dt.nbits
+    if dt.is_signed:
+        v = f"((({v32}) + {1 << (b - 1)}) & {(1 << b) - 1}) - {1 << (b - 1)}"
+    else:
+        v = f"({v32}) & {(1 << b) - 1}"
+    return f"({v}).to({R.tl_type(dt)})"
+
+
 @rule(N.Neg, N.Abs, N.Invert, *_MATH, N.Rsqrt)
 def _unary(cg, i):
     dt = i.x.dtype
@@ -81,8 +93,12 @@ def _unary(cg, i):
     if cls is N.Neg:
         if dt.is_float:   # Triton lowers -x to 0 - x, which gives +0.0 for x = +0.0; a product by -1 is exact
             cg.define(i.out, f"{x} * {R.const(dt, -1.0)}")
-        elif dt.nbits < 32:   # wrap explicitly: on the H100, -x of int16 -32768 later widened to 32768
-            cg.define(i.out, f"(-({x}.to(tl.int32))).to({R.tl_type(dt)})")
+        elif dt.nbits < 32:
+            # On the H100, sign-extending an int16 negation gave 32768 for -(-32768) even when the negation
+            # was written in int32 and wrapped: LLVM reduces any such formula to `sub i16 0, x`, and its
+            # widening came out wrong. Negating through float32 (exact for |x| <= 2**16) hides the i16
+            # negation from that rewrite; the result is then wrapped in int32.
+            cg.define(i.out, _wrapped(dt, f"(-({x}.to(tl.float32))).to(tl.int32)"))
         else:
             cg.define(i.out, f"-{x}")
     elif cls is N.Invert:
@@ -91,7 +107,7 @@ def _unary(cg, i):
         if dt.is_int and not dt.is_signed:
             cg.define(i.out, x)
         elif dt.is_int and dt.nbits < 32:   # abs(MIN) wraps to MIN, as for negation
-            cg.define(i.out, f"tl.abs({x}.to(tl.int32)).to({R.tl_type(dt)})")
+            cg.define(i.out, _wrapped(dt, f"tl.abs({x}.to(tl.int32))"))
         else:
             cg.define(i.out, f"tl.abs({x})")
     elif cls is N.Rsqrt:
@@ -161,7 +177,9 @@ def _dot(cg, i):
             # int8 MMA accumulates with saturation (mma ... .satfinite) while vmlang's int32 sums wrap:
             # the products are summed from 0 (|sum| <= K * 2**14 cannot saturate for K < 2**17) and the
             # accumulator is added with a wrapping int32 add. (out_dtype: Triton 3.6 defaults to float32.)
-            cg.define(i.out, f"tl.dot({a}, {b}, out_dtype=tl.int32) + {acc}")
+            # (through uint32 bitcasts: Triton folds dot(a, b, 0) + acc back into dot(a, b, acc))
+            prod = cg.tmp(f"tl.dot({a}, {b}, out_dtype=tl.int32).to(tl.uint32, bitcast=True)", "p")
+            cg.define(i.out, f"({prod} + {acc}.to(tl.uint32, bitcast=True)).to(tl.int32, bitcast=True)")
         else:
             cg.define(i.out, f"tl.dot({a}, {b}, {acc})")
         return
