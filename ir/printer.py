@@ -15,6 +15,7 @@ from typing import Callable
 
 from . import nodes as N
 from .errors import BackendError
+from .registry import registrar
 from .types import AUTO, ScalarType, TileType
 
 RULES: dict[type, Callable] = {}
@@ -24,12 +25,7 @@ _CALL1 = {N.Exp: "exp", N.Exp2: "exp2", N.Log: "log", N.Sqrt: "sqrt", N.Rsqrt: "
 _REDUCE = {N.Sum: "sum", N.ReduceMax: "max", N.ReduceMin: "min"}
 
 
-def rule(*classes):
-    def deco(fn):
-        for c in classes:
-            RULES[c] = fn
-        return fn
-    return deco
+rule = registrar(RULES)
 
 
 def _literal(x) -> str:

@@ -9,16 +9,15 @@ instruction.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
-import math
-
 import numpy as np
-
 from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError, VMRuntimeError
+from vmlang.ir.registry import registrar
 from vmlang.ir.types import BOOL
 
 from . import arith as AR
@@ -26,12 +25,7 @@ from . import arith as AR
 RULES: dict[type, Callable] = {}
 
 
-def evaluate(*classes):
-    def deco(fn):
-        for c in classes:
-            RULES[c] = fn
-        return fn
-    return deco
+evaluate = registrar(RULES)
 
 
 @dataclass

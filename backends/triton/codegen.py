@@ -24,6 +24,7 @@ from typing import Callable
 
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
+from vmlang.ir.registry import registrar
 from vmlang.ir.types import BOOL, GlobalType
 
 from . import lib
@@ -32,12 +33,7 @@ from . import reprs as R
 RULES: dict[type, Callable] = {}
 
 
-def rule(*classes):
-    def deco(fn):
-        for c in classes:
-            RULES[c] = fn
-        return fn
-    return deco
+rule = registrar(RULES)
 
 
 def pow2(n: int) -> int:

@@ -88,20 +88,9 @@ def const(dt, value) -> str:
 
 
 def scalar_from_bits(dt, arg: str) -> str:
-    """A scalar argument, passed as its bit pattern in an int32, turned into the register repr."""
-    if dt == D.float32:
-        return f"{arg}.to(tl.int32).to(tl.float32, bitcast=True)"
-    if dt == D.float16:
-        return f"{arg}.to(tl.int16).to(tl.float16, bitcast=True)"
-    if dt == D.bfloat16:
-        return f"({arg}.to(tl.int32) << 16).to(tl.float32, bitcast=True)"
-    if dt == BOOL:
-        return f"{arg} != 0"
-    if dt in (D.int32, D.uint32, D.int16, D.uint16, D.int8, D.uint8):
-        bits = dt.nbits
-        signed = "int" if dt.is_signed else "uint"
-        return f"{arg}.to(tl.int{bits}).to(tl.{signed}{bits}, bitcast=True)"
-    return f"{arg}.to(tl.uint8)"
+    """A scalar argument, passed as its bit pattern in an int32 (see :func:`scalar_bits`), turned into the
+    register repr: the same conversion as :func:`from_codes` (narrowing drops the sign-extension bits)."""
+    return from_codes(dt, arg)
 
 
 def scalar_bits(dt, value) -> int:
