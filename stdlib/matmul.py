@@ -46,6 +46,7 @@ from vmlang.ir import dtypes as D
 from vmlang.ir.errors import ArgumentError
 
 from vmlang.runtime.args import infer_dtype
+from vmlang.runtime.args import is_torch as _is_torch
 from vmlang.runtime.tensor import Tensor
 
 from .quant.weight import QuantizedWeight
@@ -55,10 +56,6 @@ DOT_MIN_M = 4
 
 _ACT = (D.float16, D.bfloat16)
 _SCALES = (D.float16, D.bfloat16, D.float32, D.float8_e8m0)
-
-
-def _is_torch(a) -> bool:
-    return type(a).__module__.startswith("torch")
 
 
 def _pow2_at_least(n: int) -> int:

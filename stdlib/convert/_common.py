@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from vmlang.ir.errors import ArgumentError
 
+from vmlang.runtime.args import is_torch
 from vmlang.runtime.tensor import Tensor
 
 
@@ -34,7 +35,7 @@ def host(a, name: str, dtypes: tuple[str, ...]) -> np.ndarray:
     got = dtype_name(a)
     if got not in dtypes:
         raise ArgumentError(f"{name} must have dtype {' or '.join(dtypes)}, got {got}")
-    if type(a).__module__.startswith("torch"):
+    if is_torch(a):
         return a.detach().cpu().numpy()
     return np.asarray(a)
 
@@ -58,7 +59,7 @@ def host_int(a, name: str) -> np.ndarray:
     got = dtype_name(a)
     if not got.startswith(("int", "uint")):
         raise ArgumentError(f"{name} must have an integer dtype, got {got}")
-    a = a.detach().cpu().numpy() if type(a).__module__.startswith("torch") else np.asarray(a)
+    a = a.detach().cpu().numpy() if is_torch(a) else np.asarray(a)
     return a.astype(np.int64)
 
 
@@ -136,4 +137,4 @@ def uint_codes(qw, fmt: str, bits: tuple[int, ...]) -> tuple[int, np.ndarray]:
 def zero_points(qw) -> np.ndarray:
     """``qw``'s zero points as int64 ``[N, G]``."""
     z = qw.zeros
-    return (z.detach().cpu().numpy() if type(z).__module__.startswith("torch") else np.asarray(z)).astype(np.int64)
+    return (z.detach().cpu().numpy() if is_torch(z) else np.asarray(z)).astype(np.int64)

@@ -38,6 +38,7 @@ import numpy as np
 
 from vmlang.ir.dtypes import DType
 from vmlang.ir.errors import ArgumentError
+from vmlang.runtime.args import is_torch
 from vmlang.runtime.tensor import Tensor
 
 #: the schemes: how codes, scales and zeros combine (see the module docstring)
@@ -46,7 +47,7 @@ SCHEMES = ("int", "uint", "float", "nf4", "mxfp4")
 
 def _host(a) -> np.ndarray:
     """NumPy view of a NumPy array or a torch tensor (bfloat16 goes through float32, exactly)."""
-    if type(a).__module__.startswith("torch"):
+    if is_torch(a):
         import torch
         a = a.detach().cpu()
         if a.dtype == torch.bfloat16:
@@ -137,7 +138,7 @@ class QuantizedWeight:
             if device == "numpy":
                 return np.array(_host(a))
             import torch
-            if type(a).__module__.startswith("torch"):
+            if is_torch(a):
                 return a.to(device)
             a = np.ascontiguousarray(a)
             if a.dtype.name == "bfloat16":   # ml_dtypes: torch.from_numpy does not know it; same bits
