@@ -82,8 +82,29 @@ def literal(dt, value) -> str:
     return str(int(value))
 
 
+def int32_of(dt, x: str) -> str:
+    """The int32 value of an integer register repr (not uint32, whose values need int64).
+
+    Signed 8/16-bit values are sign-extended by hand: on the H100, `sext(sub i16 0, x)` (the widening of an
+    int16 negation) gave 32768 for x = -32768; zero-extending the bits and flipping the sign bit is not
+    rewritten that way. Example: int16 0x8000 -> 0x8000 ^ 0x8000 - 0x8000 = -32768."""
+    if is_storage(dt) and dt.is_signed:    # a packed sub-byte int: its code sits in a uint8
+        s = 32 - dt.nbits
+        return f"(({x}.to(tl.int32) << {s}) >> {s})"
+    if dt.nbits < 32 and dt.is_signed:
+        h = 1 << (dt.nbits - 1)
+        return f"(({x}.to(tl.uint{dt.nbits}, bitcast=True).to(tl.int32) ^ {h}) - {h})"
+    return f"{x}.to(tl.int32)"
+
+
 def const(dt, value) -> str:
-    """A 0-d tensor expression of a constant."""
+    """A 0-d tensor expression of a constant.
+
+    -0.0 is built from its bit pattern: on the GPU ``tl.full`` turns any constant equal to 0 into the type's
+    null value, +0.0 (the interpreter keeps the sign)."""
+    if dt.is_float and not is_storage(dt) and float(value) == 0 and math.copysign(1.0, float(value)) < 0:
+        bits = {"tl.float16": 16, "tl.float32": 32}[tl_type(dt)]
+        return f"tl.full((), {-(1 << (bits - 1))}, tl.int{bits}).to({tl_type(dt)}, bitcast=True)"
     return f"tl.full((), {literal(dt, value)}, {tl_type(dt)})"
 
 

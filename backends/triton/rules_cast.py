@@ -29,16 +29,11 @@ def _int_value(dt, x: str) -> tuple[str, str]:
     """(expression, type) of the integer value of an int-like repr."""
     if dt == BOOL:
         return f"{x}.to(tl.int32)", "tl.int32"
-    if R.is_storage(dt):
-        if dt.is_signed:
-            s = 32 - dt.nbits
-            return f"(({x}.to(tl.int32) << {s}) >> {s})", "tl.int32"
-        return f"{x}.to(tl.int32)", "tl.int32"
     if dt == D.uint32:
         return f"{x}.to(tl.int64)", "tl.int64"
     if dt == D.int32:
         return x, "tl.int32"
-    return f"{x}.to(tl.int32)", "tl.int32"
+    return R.int32_of(dt, x), "tl.int32"
 
 
 def _int_to(dt, v: str) -> str:

@@ -75,8 +75,7 @@ def _compare(cg, i):
 
 def _wrapped(dt, v32: str) -> str:
     """An int32 expression reduced modulo 2**bits into ``dt``'s range with int32 arithmetic, then narrowed.
-    (Narrowing alone is not enough on the GPU: Triton/LLVM may fold a later widening with it and keep the
-    unwrapped value, e.g. 32768 for -(-32768) of int16.)"""
+    (Widening the result again goes through :func:`reprs.int32_of`, which the H100 gets right.)"""
     b = dt.nbits
     if dt.is_signed:
         v = f"((({v32}) + {1 << (b - 1)}) & {(1 << b) - 1}) - {1 << (b - 1)}"
@@ -93,12 +92,8 @@ def _unary(cg, i):
     if cls is N.Neg:
         if dt.is_float:   # Triton lowers -x to 0 - x, which gives +0.0 for x = +0.0; a product by -1 is exact
             cg.define(i.out, f"{x} * {R.const(dt, -1.0)}")
-        elif dt.nbits < 32:
-            # On the H100, sign-extending an int16 negation gave 32768 for -(-32768) even when the negation
-            # was written in int32 and wrapped: LLVM reduces any such formula to `sub i16 0, x`, and its
-            # widening came out wrong. Negating through float32 (exact for |x| <= 2**16) hides the i16
-            # negation from that rewrite; the result is then wrapped in int32.
-            cg.define(i.out, _wrapped(dt, f"(-({x}.to(tl.float32))).to(tl.int32)"))
+        elif dt.nbits < 32:   # wraps: -(-32768) is -32768 (its widening is in rules_cast._int_value)
+            cg.define(i.out, _wrapped(dt, f"-{R.int32_of(dt, x)}"))
         else:
             cg.define(i.out, f"-{x}")
     elif cls is N.Invert:
@@ -107,7 +102,7 @@ def _unary(cg, i):
         if dt.is_int and not dt.is_signed:
             cg.define(i.out, x)
         elif dt.is_int and dt.nbits < 32:   # abs(MIN) wraps to MIN, as for negation
-            cg.define(i.out, _wrapped(dt, f"tl.abs({x}.to(tl.int32))"))
+            cg.define(i.out, _wrapped(dt, f"tl.abs({R.int32_of(dt, x)})"))
         else:
             cg.define(i.out, f"tl.abs({x})")
     elif cls is N.Rsqrt:

@@ -689,7 +689,7 @@ class KernelGen:
         if a.approx or a.poison or not (a.compute and a.dt.is_float):
             return None
         v = self.new(a.dt, a.shape, [a], nan_loose=False, zero_loose=False)
-        self.define(f"where({a.name} != {a.name}, 0.0, {a.name}) + 0.0", v)
+        v = self.define(f"where({a.name} != {a.name}, 0.0, {a.name}) + 0.0", v)   # may be placed in shared
         self.features.add("scrub")
         return v
 

@@ -239,6 +239,17 @@ kernel k(x: f32[N] global, y: f32[N] global, h: f16[N] global, b: bf16[N] global
                np.ones(5, ml_dtypes.bfloat16), exact=True)
 
 
+@pytest.mark.parametrize("t, npt", [("f32", np.float32), ("f16", np.float16), ("bf16", ml_dtypes.bfloat16)])
+def test_full_of_negative_zero_keeps_its_sign(t, npt):
+    """(fuzzer, H100) full(f32, [4, 16], -0.0) stored +0.0: on the GPU tl.full turns a constant equal to 0
+    into the null value."""
+    src = f"""
+kernel k(y: {t}[N] global) grid(1) {{
+    store(y[0 : +16], full({t}, [16], -0.0));
+}}"""
+    run_kernel("triton", vm.compile_source(src), np.ones(16, npt), exact=True)
+
+
 @pytest.mark.parametrize("t, npt", [("i8", np.int8), ("i16", np.int16), ("u8", np.uint8), ("u16", np.uint16)])
 def test_negation_and_abs_wrap_before_widening(t, npt):
     """(fuzzer, H100) -x of int16 -32768 is -32768 (it wraps), also when the result is then cast to int32
