@@ -248,9 +248,16 @@ def _codebook(f, i):
 
 
 # ----------------------------------------------------------------------------------------- elementwise
+def _quiet(x) -> np.ndarray:
+    """float64 values with every NaN made a quiet NaN: a signalling NaN (e.g. float16 0xFC06 widened
+    bit for bit by NumPy) makes np.fmax/np.fmin return NaN, where "NaN only if both are NaN" is meant."""
+    x = np.asarray(x, np.float64)
+    return np.where(np.isnan(x), np.nan, x)
+
+
 def _float_op(dt, fn, *xs):
     with np.errstate(all="ignore"):
-        r = fn(*[np.asarray(x, np.float64) for x in xs])
+        r = fn(*[(_quiet(x) if fn in (np.fmax, np.fmin) else np.asarray(x, np.float64)) for x in xs])
     return AR.round_float(dt, r)
 
 
@@ -417,7 +424,7 @@ def _reduce(f, i):
     dt = i.x.dtype
     cls = type(i)
     if dt.is_float:
-        xf = np.asarray(x, np.float64)
+        xf = _quiet(x)
         with np.errstate(all="ignore"):
             if cls is N.Sum:
                 r = AR.round_float(dt, _exact_sum(xf, i.axis))

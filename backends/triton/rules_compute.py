@@ -139,6 +139,9 @@ def _reduce(cg, i):
         return
     fn = "tl.max" if cls is N.ReduceMax else "tl.min"
     if dt.is_float:
+        # every NaN made quiet first: the interpreter reduces with NumPy, whose fmax returns a signalling
+        # NaN (e.g. float16 0xFC06) instead of ignoring it
+        x = cg.tmp(f"tl.where({x} == {x}, {x}, float(\"nan\")).to({R.tl_type(dt)})", "q")
         if not lanes:   # tl.max / tl.min ignore NaN unless every element is NaN
             cg.define(i.out, f"{fn}({x}, axis={ax})")
             return

@@ -170,7 +170,7 @@ def _lookup(cg, i):
     n = i.table.shape[0]
     P = cg.pshape(i.codes)
     c = cg.name(i.codes)
-    idx = f"tl.minimum(tl.maximum({R.int32_of(i.codes.dtype, c)}, 0), {n - 1})"
+    idx = f"tl.minimum(tl.maximum({c + '.to(tl.int32)' if R.is_storage(i.codes.dtype) else R.int32_of(i.codes.dtype, c)}, 0), {n - 1})"
     tbl = cg.name(i.table)
     is_bool = i.table.dtype == BOOL
     if is_bool:

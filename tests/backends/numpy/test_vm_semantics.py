@@ -1101,3 +1101,36 @@ kernel k(x: f32[N] global, y: f32[K] global) grid(1) {
     x[2] = 0.0
     run(src, x, y)
     assert y[0] == 0 and not np.signbit(y[0])
+
+
+def test_max_and_min_ignore_signalling_nans_too():
+    """(fuzzer) float16 0xFC06 is a signalling NaN; NumPy widens it bit for bit and np.fmax of a
+    signalling NaN is NaN. max/min (reductions and elementwise) give NaN only if all inputs are NaN."""
+    src = """
+kernel k(x: f16[N] global, r: f16[4] global, e: f16[N] global) grid(1) {
+    t = load(x[0 : +2]);
+    store(r[0 : +1], broadcast(max(t), [1]));
+    store(r[1 : +1], broadcast(min(t), [1]));
+    store(e[0 : +2], max(t, load(x[2 : +2])));
+}"""
+    x = np.array([0xFC06, 0x2195, 0x3C00, 0x7C01], np.uint16).view(np.float16)   # sNaN, 0.0109, 1, sNaN
+    r, e = np.zeros(4, np.float16), np.zeros(4, np.float16)
+    NP.compile(kernel(src))(x, r, e)
+    assert r[0] == x[1] and r[1] == x[1]
+    assert e[0] == 1.0 and e[1] == x[1]
+    run(src, x, np.zeros(4, np.float16), np.zeros(4, np.float16))     # and the backend agrees
+
+
+def test_lookup_by_signed_sub_byte_codes_uses_the_raw_codes():
+    """(fuzzer, H100) int1 codes -1 index entry 1 (the raw code), not -1; the Triton backend had
+    sign-extended them and read entry 0."""
+    src = """
+kernel k(x: f32[N] global, o: f16[64] global) grid(1) {
+    store(o[0 : +64], lookup(codebook(int2, f16), view(load(x[0 : +2]), int1)));
+}"""
+    x = np.array([3.0, -0.75], np.float32)
+    o = np.zeros(64, np.float16)
+    NP.compile(kernel(src))(x, o)
+    bits = np.unpackbits(x.view(np.uint8), bitorder="little")
+    assert np.array_equal(o, np.where(bits == 1, 1.0, 0.0).astype(np.float16))   # int2 codes 0 -> 0, 1 -> 1
+    run(src, x, np.zeros(64, np.float16))
