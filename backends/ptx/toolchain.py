@@ -183,12 +183,54 @@ def to_ptx(module, arch: str = DEFAULT_ARCH, opt: int = 3, ptx: int | None = Non
     ref, _ = _parse(module, llvm)
     ref.triple = TRIPLE
     ref.data_layout = str(tm.target_data)
+    link_libdevice(ref, llvm)
     optimize(ref, tm, opt)
     try:
         ref.verify()
     except RuntimeError as e:   # an optimisation that breaks the module is an LLVM bug, but say where
         raise _verify_error([(" of the optimised module", str(ref))], e) from None
     return tm.emit_assembly(ref)
+
+
+# ----------------------------------------------------------------------------------- libdevice
+def libdevice_path() -> str | None:
+    """CUDA's libdevice bitcode (the ``__nv_*`` math functions): ``$VMLANG_LIBDEVICE``, then the CUDA
+    toolkit next to ptxas / ``$CUDA_HOME``, then the copy that ships with Triton."""
+    env = os.environ.get("VMLANG_LIBDEVICE")
+    cands = [env] if env else []
+    roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
+    pt = ptxas_path()
+    if pt:
+        roots.append(os.path.dirname(os.path.dirname(os.path.realpath(pt))))
+    cands += [os.path.join(r, "nvvm", "libdevice", "libdevice.10.bc") for r in roots if r]
+    try:
+        import triton
+        cands.append(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "lib", "libdevice.10.bc"))
+    except ImportError:
+        pass
+    for c in cands:
+        if c and os.path.isfile(c):
+            return c
+    return None
+
+
+def link_libdevice(ref, llvm) -> None:
+    """Link libdevice into ``ref`` when it calls ``__nv_*`` functions (math functions: exp, log, fmod)."""
+    wanted = [f.name for f in ref.functions if f.is_declaration and f.name.startswith("__nv_")]
+    if not wanted:
+        return
+    path = libdevice_path()
+    if path is None:
+        raise BackendError(f"ptx: the kernel calls {', '.join(sorted(wanted))} from CUDA's libdevice, which was "
+                           f"not found (install the CUDA toolkit, or set VMLANG_LIBDEVICE to libdevice.10.bc)")
+    with open(path, "rb") as f:
+        lib = llvm.parse_bitcode(f.read())
+    lib.triple = ref.triple
+    lib.data_layout = ref.data_layout
+    ref.link_in(lib)
+    for f in ref.functions:       # only what the kernel uses survives the optimiser
+        if f.name.startswith("__nv_") and not f.is_declaration:
+            f.linkage = llvm.Linkage.internal
 
 
 # ----------------------------------------------------------------------------------- ptxas

@@ -1,0 +1,146 @@
+"""Compiling a kernel to PTX and launching it with the CUDA driver.
+
+``compile`` runs the passes (:func:`vmlang.passes.pipeline`), lowers to LLVM IR (:class:`.core.Lowerer`
+and the rules), and emits PTX for the target architecture (:mod:`.toolchain`). The compiled kernel keeps
+``kernel.ptx`` and ``kernel.ll`` in ``files`` (the disk cache stores them); calling it binds the
+arguments, loads the module on the tensors' device and launches ``warps * 32`` threads per block with the
+dynamic shared memory the lowering counted.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from vmlang.ir import dtypes as D
+from vmlang.ir import nodes as N
+from vmlang.ir.errors import BackendError
+from vmlang.ir.types import BOOL
+from vmlang.runtime.args import Binding, bind_args, written_params
+
+from .core import Lowerer, _symbol, signature
+
+PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
+
+
+def scalar_bits(dt, value) -> int:
+    """The int32 argument carrying a scalar parameter (its bit pattern; bf16 and storage codes low)."""
+    if dt == BOOL:
+        return int(bool(value))
+    if dt.is_int and not dt.is_codebook:
+        code = int(value) & ((1 << dt.nbits) - 1)
+    elif dt == D.float32:
+        code = int(np.asarray(value, np.float64).astype(np.float32).view(np.uint32))
+    elif dt == D.float16:
+        code = int(np.asarray(value, np.float64).astype(np.float16).view(np.uint16))
+    else:
+        code = int(dt.encode(np.asarray([float(value)]))[0])
+    return code - (1 << 32) if code >= (1 << 31) else code
+
+
+def is_packed(dt) -> bool:
+    return dt.nbits < 8
+
+
+class CompiledKernel:
+    backend = "ptx"
+
+    def __init__(self, kernel: N.Kernel, ptx: str, llvm_ir: str, shared_bytes: int, report: str = "",
+                 options=None):
+        self.kernel = kernel
+        self.ptx = ptx
+        self.llvm_ir = llvm_ir
+        self.shared_bytes = int(shared_bytes)
+        self.report = report
+        self.options = options
+        import json
+        self.files = {PTX_FILE: ptx, LL_FILE: llvm_ir,
+                      META_FILE: json.dumps({"shared_bytes": self.shared_bytes, "report": report})}
+        self.sig = signature(kernel)
+        self.written = written_params(kernel)
+        self._fns = {}
+
+    def __call__(self, *args, **kwargs):
+        self.launch(bind_args(self.kernel, args, kwargs))
+
+    def explain(self) -> str:
+        return self.report
+
+    def _function(self, device: str):
+        fn = self._fns.get(device)
+        if fn is None:
+            from . import driver
+            fn = driver.load_module(self.ptx).function(_symbol(self.kernel.name))
+            self._fns[device] = fn
+        return fn
+
+    def launch(self, b: Binding) -> None:
+        import torch
+        grid = tuple(int(g) for g in b.grid)
+        if min(grid) == 0:
+            return
+        if not torch.cuda.is_available():
+            raise BackendError("the ptx backend runs kernels on a CUDA GPU; none is present "
+                               "(vm compile --target ptx still prints the PTX)")
+        device = b.device if b.device.startswith("cuda") else "cuda:0"
+        tensors, fixups, ints = [], [], []
+        for p, ns, nt in self.sig.tensors:
+            arg = b.tensors[p.id]
+            t = arg.torch_storage(device)
+            if is_packed(p.dtype) and p.id in self.written and t.numel():
+                # sub-byte stores merge 32-bit words: a 4-byte aligned buffer with slack
+                buf = torch.zeros(t.numel() + 8, dtype=torch.uint8, device=t.device)
+                off = (-buf.data_ptr()) % 4
+                al = buf[off:off + t.numel()].view(t.shape)
+                al.copy_(t)
+                fixups.append((al, t))
+                t = al
+            tensors.append(t)
+            shape = arg.shape
+            storage = list(shape[:-1]) + [t.shape[-1]] if shape else []
+            strides = [int(np.prod(storage[a + 1:])) for a in range(len(shape) - 1)]
+            ints += [int(s) for s in shape] + strides
+        for sym in self.sig.sizes:
+            ints.append(int(b.sizes[sym]))
+        for p in self.sig.scalars:
+            ints.append(scalar_bits(p.dtype, b.scalars[p.id]))
+        from . import driver
+        with torch.cuda.device(torch.device(device)):
+            fn = self._function(device)
+            args = [("ptr", t.data_ptr()) for t in tensors] + [("i32", v) for v in ints]
+            driver.launch(fn, grid + (1,) * (3 - len(grid)), (self.kernel.warps * 32, 1, 1),
+                          self.shared_bytes, args)
+        for al, t in fixups:
+            t.copy_(al)
+        b.commit(self.written)
+
+
+def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
+    """(program, llvmlite module, lowerer) for ``kernel``."""
+    from vmlang.passes import pipeline
+    from . import rules  # noqa: F401  (registers every rule)
+    program = pipeline(kernel, options)
+    lw = Lowerer(program, arch or "sm_90")
+    module = lw.finish()
+    return program, module, lw
+
+
+def compile(kernel: N.Kernel, options=None) -> CompiledKernel:  # noqa: A001 - backend contract
+    from vmlang.passes.program import format_report
+    from .toolchain import default_arch, to_ptx
+    arch = getattr(options, "arch", None) or default_arch()
+    program, module, lw = lower_program(kernel, options, arch)
+    text = str(module)
+    ptx = to_ptx(text, arch)
+    return CompiledKernel(kernel, ptx, text, lw.shared_max, format_report(program), options)
+
+
+def load(kernel: N.Kernel, files: dict, options=None) -> CompiledKernel:
+    """Rebuild a CompiledKernel from cached files without compiling again."""
+    import json
+    ptx, ll, meta = files.get(PTX_FILE), files.get(LL_FILE), files.get(META_FILE)
+    if not isinstance(ptx, str) or f".entry {_symbol(kernel.name)}" not in ptx or not isinstance(meta, str):
+        raise BackendError(f"cached files do not hold the PTX of {kernel.name}")
+    try:
+        m = json.loads(meta)
+        return CompiledKernel(kernel, ptx, ll or "", int(m["shared_bytes"]), m.get("report", ""), options)
+    except (ValueError, KeyError, TypeError) as e:
+        raise BackendError(f"cached PTX metadata of {kernel.name} is corrupt: {e}") from None

@@ -1,0 +1,159 @@
+"""Rules for global memory: load (into registers or shared memory), store, atomic_add.
+
+Each thread accesses the elements its register layout gives it; positions outside the declared shape
+read the fill value and are never touched (masked loads/stores), replicated elements are written once
+(by their primary holder). Vector plans from the vectorize pass choose ``ld.global.v4``/``.v2`` where
+each thread's elements are contiguous and aligned (see :mod:`.vector`).
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from vmlang.ir import dtypes as D
+from vmlang.ir import nodes as N
+from vmlang.ir.errors import BackendError
+from vmlang.ir.types import BOOL
+
+from . import memory as M
+from .core import I1, I32, GlobalArg, SharedTile, Tile, from_code, lower, to_code
+from .rules_compute import constant
+
+
+def positions(lw, index, coords: list) -> list:
+    """Source positions (i32 per source axis) for result coordinates ``coords``."""
+    b = lw.b
+    pos, k = [], 0
+    for item in index:
+        if isinstance(item, N.At):
+            pos.append(lw.get(item.index))
+        else:
+            c = coords[k] if k < len(coords) else ir.Constant(I32, 0)
+            pos.append(b.add(lw.get(item.start), c))
+            k += 1
+    return pos
+
+
+def slot_owners(lay) -> list[bool]:
+    """Per value slot: True for the first slot holding its element within a thread."""
+    seen, out = set(), []
+    for v in range(lay.values):
+        x = int(lay.value_layout(v))
+        out.append(x not in seen)
+        seen.add(x)
+    return out
+
+
+@lower(N.Load)
+def _load(lw, i):
+    src = lw.get(i.src)
+    if not isinstance(src, GlobalArg):
+        from .exchange import load_from_tile
+        load_from_tile(lw, i)
+        return
+    dt = i.out.dtype
+    b = lw.b
+    fill = lw.get(i.fill) if i.fill is not None else constant(dt, 0)
+    if i.out.is_scalar:
+        pos = positions(lw, i.index, [])
+        ok = M.in_bounds(lw, src, pos) if i.masked else ir.Constant(I1, 1)
+        code = M.load_element(lw, src, pos, ok, dt.nbits)
+        x = from_code(b, dt, code)
+        lw.set(i.out, b.select(ok, x, fill) if i.masked else x)
+        return
+    lw.set(i.out, _load_register(lw, i, src, fill, lw.layout_of(i.out)))
+
+
+def _load_register(lw, i, src, fill, lay) -> Tile:
+    from .vector import vector_load
+    dt = i.out.dtype
+    b = lw.b
+    hit = vector_load(lw, i, src, lay)
+    if hit is not None:
+        codes, oks = hit
+    else:
+        _, valid, _ = lw.thread_part(lay)
+        codes, oks = [], []
+        for c in lw.coords(lay, i.out.shape):
+            pos = positions(lw, i.index, c)
+            ok = b.and_(valid, M.in_bounds(lw, src, pos)) if i.masked else valid
+            codes.append(M.load_element(lw, src, pos, ok, dt.nbits))
+            oks.append(ok)
+    slots = []
+    for code, ok in zip(codes, oks):
+        x = from_code(b, dt, code)
+        slots.append(b.select(ok, x, fill) if i.masked else x)
+    return Tile(slots, lay, dt)
+
+
+@lower(N.Store)
+def _store(lw, i):
+    dst = lw.get(i.dst)
+    dt = i.dst.dtype
+    b = lw.b
+    if i.value.is_scalar:
+        pos = positions(lw, i.index, [])
+        ok = M.in_bounds(lw, dst, pos) if i.masked else ir.Constant(I1, 1)
+        # one thread writes a scalar
+        ok = b.and_(ok, b.icmp_unsigned("==", lw.tid(), ir.Constant(I32, 0)))
+        M.store_element(lw, dst, pos, ok, to_code(b, dt, lw.get(i.value)), dt.nbits)
+        return
+    t = lw.tile(i.value)
+    lay = t.layout
+    from .vector import vector_store
+    if vector_store(lw, i, dst, t):
+        return
+    _, valid, primary = lw.thread_part(lay)
+    first = slot_owners(lay)
+    for v, c in enumerate(lw.coords(lay, i.value.shape)):
+        if not first[v]:
+            continue
+        pos = positions(lw, i.index, c)
+        ok = b.and_(b.and_(valid, primary), M.in_bounds(lw, dst, pos)) if i.masked else b.and_(valid, primary)
+        M.store_element(lw, dst, pos, ok, to_code(b, dt, t.slots[v]), dt.nbits)
+
+
+_ATOMIC_KIND = {D.float32: "f32", D.float16: "f16", D.bfloat16: "bf16", D.int32: "s32", D.uint32: "u32"}
+
+
+@lower(N.AtomicAdd)
+def _atomic_add(lw, i):
+    dst = lw.get(i.dst)
+    dt = i.dst.dtype
+    kind = _ATOMIC_KIND.get(dt)
+    if kind is None:
+        raise BackendError(f"ptx: atomic_add on {dt} is not supported", i.loc)
+    b = lw.b
+
+    def value_arg(x):
+        if kind == "bf16":
+            from . import convert as C
+            return b.trunc(to_code(b, dt, C.from_f32(b, D.bfloat16, x, False)), ir.IntType(16))
+        if kind == "f16":
+            return b.bitcast(x, ir.IntType(16))
+        return x
+
+    def add(pos, ok, x):
+        row = M.row_offset(lw, dst, pos)
+        off = b.mul(b.add(row, b.sext(pos[-1], ir.IntType(64))), ir.Constant(ir.IntType(64), dt.nbits // 8))
+        M.atomic_add(lw, M.byte_ptr(lw, dst.ptr, off), ok, value_arg(x), kind)
+
+    if i.value.is_scalar:
+        pos = positions(lw, i.index, [])
+        ok = M.in_bounds(lw, dst, pos) if i.masked else ir.Constant(I1, 1)
+        add(pos, b.and_(ok, b.icmp_unsigned("==", lw.tid(), ir.Constant(I32, 0))), lw.get(i.value))
+        return
+    t = lw.tile(i.value)
+    lay = t.layout
+    _, valid, primary = lw.thread_part(lay)
+    first = slot_owners(lay)
+    for v, c in enumerate(lw.coords(lay, i.value.shape)):
+        if not first[v]:
+            continue
+        pos = positions(lw, i.index, c)
+        ok = b.and_(valid, primary)
+        if i.masked:
+            ok = b.and_(ok, M.in_bounds(lw, dst, pos))
+        add(pos, ok, t.slots[v])
+
+
+__all__ = ["positions", "slot_owners", "SharedTile", "BOOL"]
