@@ -253,6 +253,30 @@ class Kernel:
                     changes.append(fmt.format(k=k, a=a.get(k, "-"), b=b.get(k, "-")))
         return "; ".join(changes) or "same specialisation as an earlier one (evicted)"
 
+    def explain(self, *args, sizes: dict | None = None, **kwargs) -> str:
+        """What the compiler passes decide for this kernel and why (placement, layouts, vector widths):
+        the report ``vm explain`` prints (docs/ptx.md). ``k.explain(BN=64)`` for compile-time values;
+        ``k.explain(x, w, s, y)`` or ``k.explain(sizes={"N": 4096})`` also with the facts a call would
+        specialise on (``assume(n % 16 == 0)`` for each size divisible by 16). Compiles nothing."""
+        import types
+        from vmlang.passes import format_report, pipeline
+        consts = {k: v for k, v in kwargs.items() if k in self.const_names}
+        params_kw = {k: v for k, v in kwargs.items() if k in self.param_names}
+        unknown = set(kwargs) - set(consts) - set(params_kw)
+        if unknown:
+            raise ArgumentError(f"{self.name} has no parameter or compile-time parameter "
+                                f"{', '.join(sorted(unknown))}")
+        base = self.ir(**self.resolve_consts(consts, args, params_kw))
+        if args or params_kw:
+            div = self.divisibility(base, bind_args(base, args, params_kw))
+        else:
+            div = self.divisibility(base, types.SimpleNamespace(sizes=dict(sizes or {})))
+        facts = tuple(n for n, ok in div.items() if ok)
+        report = format_report(pipeline(self._lower(dict(base.consts), facts)))
+        if div:
+            report += "\nspecialised on: " + ", ".join(f"{n} % 16 {'==' if ok else '!='} 0" for n, ok in div.items())
+        return report
+
     def explain_cache(self) -> str:
         """One line per compilation: when, why, for what, and where its files are."""
         lines = [f"kernel {self.name}: {len(self.events)} compilation(s), {self.memory_hits} in-memory hit(s)"]

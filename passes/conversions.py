@@ -1,0 +1,157 @@
+"""Decisions of layout inference that the lowering reads (facts), and the rewrite that materialises
+them: every operand whose layout differs from what its instruction needs gets a ``ConvertLayout``,
+placed right after the value it converts (so one conversion serves every use, and a loop's init is
+converted once before the loop), with a note saying where and why.
+
+>>> import vmlang as vm
+>>> from vmlang.passes import pipeline
+>>> from vmlang.ir import nodes as N
+>>> p = pipeline(vm.compile_file("examples/gemv_w4a16.vm"))
+>>> [(c.x.name, p.facts[c].free) for c in N.walk(p.kernel.body) if isinstance(c, N.ConvertLayout)]
+[('acc', False), ('acc', False)]
+>>> from vmlang.passes import default_layout
+>>> a, b = default_layout((128,), 16, 128), default_layout((128,), 32, 128)   # 16 x 8 vs 32 x 4 per thread
+>>> convert_plan(a, a).reason, convert_plan(a, b).reason
+('free: every thread already holds its values', 'register -> register through shared memory')
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from vmlang.ir import nodes as N
+from vmlang.ir.layout import MemLayout, TVLayout
+from vmlang.ir.types import REGISTER, SHARED
+
+from . import tvmaps as TM
+from .program import Ids, Note, Program, map_instr, value_label
+
+PASS = "layout"
+
+
+@dataclass(frozen=True)
+class ShapePlan:
+    """For a shape instruction or a ConvertLayout: ``free`` when every thread keeps its own values
+    (no data moves), else the move goes through shared memory."""
+    free: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReducePlan:
+    """``scope``: "thread" (each thread reduces its own values), "warp" (shuffles between lanes) or
+    "block" (warps combine through shared memory)."""
+    scope: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DotPlan:
+    """``mma``: the mma.sync m16n8k16 layouts over ``warps = (wm, wn)``; otherwise an FMA dot."""
+    mma: bool
+    warps: tuple
+    reason: str
+
+
+def convert_plan(src, dst) -> ShapePlan:
+    """How a ConvertLayout from ``src`` to ``dst`` moves data."""
+    if isinstance(src, TVLayout) and isinstance(dst, TVLayout):
+        if TM.holds_all(src, dst):
+            return ShapePlan(True, "free: every thread already holds its values")
+        return ShapePlan(False, "register -> register through shared memory")
+    if isinstance(src, TVLayout):
+        return ShapePlan(False, "register -> shared")
+    if isinstance(dst, TVLayout):
+        return ShapePlan(False, "shared -> register")
+    return ShapePlan(TM.same_layout(src, dst), "shared -> shared")
+
+
+def _key(L) -> str:
+    return f"{type(L).__name__}:{L}"
+
+
+def rewrite(program: Program, inf) -> Program:
+    """The kernel with the inferred layouts, conversions inserted, facts re-keyed by the new instructions."""
+    k = program.kernel
+    ids = Ids(k)
+    conv: dict[tuple, N.Value] = {}
+    cplan: dict[tuple, ShapePlan] = {}
+    after: dict[int, list] = {}
+    facts: dict = {}
+    cnotes: dict[int, list] = {}
+
+    def retyped(v: N.Value) -> N.Value:
+        if not v.is_tile:
+            return v
+        L = inf.lay[v.id]
+        space = SHARED if isinstance(L, MemLayout) else REGISTER
+        return N.Value(v.id, v.type.with_(layout=L, space=space), v.name)
+
+    newv: dict[int, N.Value] = {}
+
+    def nv(v):
+        if v.id not in newv:
+            newv[v.id] = retyped(v)
+        return newv[v.id]
+
+    for (iid, slot), (ins, v, L, why) in inf.req.items():
+        if TM.same_layout(inf.lay[v.id], L):
+            continue
+        key = (v.id, _key(L))
+        if key not in conv:
+            space = SHARED if isinstance(L, MemLayout) else REGISTER
+            out = ids.value(v.type.with_(layout=L, space=space), v.name)
+            cv = N.ConvertLayout(out, nv(v), loc=ins.loc)
+            conv[key] = out
+            after.setdefault(v.id, []).append(cv)
+            facts[cv] = cplan[key] = convert_plan(inf.lay[v.id], L)
+        cnotes.setdefault(iid, []).append(
+            f"convert {value_label(v)} to {value_label(conv[key])} for {slot} of {_op(ins)}{_where(ins)}: {why} "
+            f"({cplan[key].reason}; to {inf.show(v, L)})")
+
+    order: list = []
+
+    def block(blk: N.Block, prefix=()) -> N.Block:
+        out = list(prefix)
+        for ins in blk.instrs:
+            order.append(ins)
+
+            def val(v, f, ins=ins):
+                r = inf.req.get((id(ins), f))
+                if r is not None:
+                    c = conv.get((v.id, _key(r[2])))
+                    if c is not None:
+                        return c
+                return nv(v)
+            pre = ()
+            if isinstance(ins, N.For):
+                pre = tuple(c for x in ins.carried for c in after.get(x.id, []))
+            new = map_instr(ins, val, lambda b: block(b, pre))
+            if id(ins) in inf.plans:
+                facts[new] = inf.plans[id(ins)]
+            elif isinstance(ins, N.ConvertLayout):
+                facts[new] = convert_plan(inf.lay[ins.x.id], inf.lay[ins.out.id])
+            out.append(new)
+            for r in ins.results:
+                out.extend(after.get(r.id, []))
+        return N.Block(tuple(out))
+
+    body = block(k.body)
+    kernel = dataclasses.replace(k, body=body)
+    notes = []
+    for ins in order:
+        for t in inf.notes.get(id(ins), []) + cnotes.get(id(ins), []):
+            notes.append(Note(PASS, ins.loc, t))
+    n = len(conv)
+    notes.append(Note(PASS, None, f"{n} layout conversion{'s' if n != 1 else ''} inserted"))
+    return program.with_(kernel=kernel, facts=facts, notes=notes)
+
+
+def _where(ins) -> str:
+    loc = getattr(ins, "loc", None)
+    return f" at {os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
+
+
+def _op(ins) -> str:
+    return type(ins).__name__.lower()

@@ -1,0 +1,540 @@
+"""Layout inference: a ``TVLayout`` for every register tile, a ``MemLayout`` for every shared tile.
+
+The contract (docs/ptx.md, "Layout contract"): a register tile's layout maps (thread, value) onto
+exactly its shape; elementwise instructions (unary, binary, compare, where, cast; lookup's codes)
+see register operands with their result's layout; ``ConvertLayout`` is inserted where that would
+not hold, each with a note saying where and why.
+
+How layouts are chosen, in one walk in program order:
+
+* **anchors** get a layout of their own: a load gets :func:`default_layout` (a load feeding a
+  ``view`` gets whole granules per thread, so the view is free), ``dot`` gets the mma C layout when
+  ``M % 16 == N % 8 == K % 16 == 0`` (f16/bf16), a reduction keeps its operand's threads (the reduced
+  axis' threads replicate the result), ``expand_dims``/``reshape``/``permute``/``view`` carry their
+  operand's layout along when each thread can keep its values ("free");
+* **flexible** values are computable in any layout (``zeros``/``full``/``arange``/``codebook``,
+  loop-carried values, broadcasts, and elementwise results of those) and take the layout of their
+  first consumer that has one: ``acc = zeros(...)`` before a loop becomes the layout the loop body
+  computes ``acc`` in, ``x[:, None]`` broadcast against a loaded tile takes that tile's layout (the
+  small operand is converted so the broadcast is free);
+* an elementwise instruction takes the layout of its first operand that has one; other operands
+  that disagree are converted;
+* a loop's init, carried value, yield and result share one layout (converts on inits and yields).
+
+What is left flexible at the end gets its default. Facts: :class:`ShapePlan` (shape instructions
+and converts: free or through shared memory), :class:`ReducePlan`, :class:`DotPlan`.
+
+>>> import vmlang as vm
+>>> from vmlang.passes import pipeline
+>>> p = pipeline(vm.compile_file("examples/gemv_w4a16.vm"))
+>>> from vmlang.ir import nodes as N
+>>> wt = next(i.out for i in N.walk(p.kernel.body) if isinstance(i, N.Load) and i.out.name == "wt")
+>>> wt.type.layout.threads, wt.type.layout.values, wt.type.layout.coord(1, 0)
+(128, 128, (0, 32))
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+from vmlang.ir import dtypes as D
+from vmlang.ir import nodes as N
+from vmlang.ir.errors import LayoutError, VMTypeError
+from vmlang.ir.layout import Layout, MemLayout, TVLayout, choose_shared_layout, row_major
+from vmlang.ir.types import SHARED
+
+from . import tvmaps as TM
+from .conversions import DotPlan, ReducePlan, ShapePlan, rewrite
+from .program import Program, value_label
+from .tvmaps import default_layout  # noqa: F401  (re-exported: the backends' default layout)
+
+PASS = "layout"
+
+ELEMENTWISE = (N.Unary, N.Binary, N.Where, N.Cast)
+SHAPES = (N.ExpandDims, N.Reshape, N.Permute, N.View)
+
+
+@functools.lru_cache(maxsize=128)
+def _choose_shared(writer: TVLayout, reader: TVLayout, bits: int):
+    """``choose_shared_layout`` (cached: it scores every padding and swizzle), or None."""
+    try:
+        return choose_shared_layout(writer, reader, bits)
+    except LayoutError:
+        return None
+
+
+def _where(ins) -> str:
+    loc = getattr(ins, "loc", None)
+    return f" at {os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
+
+
+def _op(ins) -> str:
+    return type(ins).__name__.lower()
+
+
+def _tile_slots(ins):
+    for f in dataclasses.fields(ins):
+        x = getattr(ins, f.name)
+        if f.name != "out" and isinstance(x, N.Value) and x.is_tile:
+            yield f.name, x
+
+
+class _Infer:
+    def __init__(self, kernel: N.Kernel):
+        self.k = kernel
+        self.threads = kernel.warps * 32
+        self.lay: dict[int, object] = {}
+        self.flex: dict[int, tuple] = {}
+        self.req: dict[tuple, tuple] = {}          # (id(ins), slot) -> (ins, value, layout, why)
+        self.notes: dict[int, list] = {}           # id(ins) -> [text]
+        self.plans: dict[int, object] = {}         # id(ins) -> plan
+        self.hints: dict[int, TVLayout] = {}
+        from .program import definitions
+        self.defs = definitions(kernel)
+        self._hint_views()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def note(self, ins, text: str):
+        self.notes.setdefault(id(ins), []).append(text)
+
+    def default(self, v: N.Value):
+        if v.type.space == SHARED:
+            return MemLayout(row_major(v.shape), v.dtype.nbits)
+        return default_layout(v.shape, v.dtype.nbits, self.threads)
+
+    def user(self, v: N.Value):
+        """The layout the source gave ``v`` (as a TVLayout/MemLayout of the right kind), or None."""
+        L = v.type.layout
+        if L is None:
+            return None
+        if v.type.space == SHARED:
+            if isinstance(L, MemLayout):
+                return L
+            if isinstance(L, Layout):
+                return MemLayout(L, v.dtype.nbits)
+        else:
+            if isinstance(L, Layout):
+                L = TM.canonical(TVLayout(L, v.shape) if L.rank == 2 else
+                                 TVLayout(Layout((L.shape, 1), (L.stride, 0)), v.shape))
+            if isinstance(L, TVLayout):
+                if L.threads > self.threads:
+                    raise VMTypeError(f"the register layout {L} of {v.name or 'a tile'} uses {L.threads} threads, "
+                                      f"but the block has {self.threads} (warps({self.k.warps}))",
+                                      getattr(self.defs.get(v.id), "loc", None))
+                return L
+        raise VMTypeError(f"{v.name or 'a tile'} is a {v.type.space} tile but has the layout {L}",
+                          getattr(self.defs.get(v.id), "loc", None))
+
+    def is_reg(self, v) -> bool:
+        return v.is_tile and v.type.space != SHARED
+
+    def set(self, v: N.Value, L, ins=None, why: str | None = None):
+        u = self.user(v)
+        if u is not None:
+            L = u
+            why = "user layout"
+        self.lay[v.id] = L
+        self.flex.pop(v.id, None)
+        if why and ins is not None:
+            self.note(ins, f"{value_label(v)}: {why}: {self.show(v, L)}")
+        return L
+
+    def show(self, v, L) -> str:
+        if isinstance(L, TVLayout):
+            return f"{TM.describe(L, v.dtype.nbits)} [{L}]"
+        return str(L)
+
+    def flexible(self, v: N.Value, kind: str, ins):
+        if self.user(v) is not None or v.type.space == SHARED:
+            self.set(v, self.user(v) or self.default(v), ins, None)
+            return
+        self.flex[v.id] = (kind, ins, v)
+
+    def want(self, ins, slot: str, v: N.Value, L, why: str):
+        """Operand ``v`` of ``ins`` must have layout ``L``: fix it if flexible, else convert."""
+        if not v.is_tile:
+            return
+        if v.id in self.flex:
+            self.fix(v, L)
+            return
+        if not TM.same_layout(self.lay[v.id], L):
+            self.req[(id(ins), slot)] = (ins, v, L, why)
+
+    def in_registers(self, ins, slot, v, why) -> object:
+        """The register layout operand ``v`` is read in (converting a shared tile to the default)."""
+        if not v.is_tile:
+            return None
+        if v.id in self.flex:
+            self.natural(v)
+        L = self.lay[v.id]
+        if isinstance(L, TVLayout):
+            return L
+        R = default_layout(v.shape, v.dtype.nbits, self.threads)
+        self.req[(id(ins), slot)] = (ins, v, R, why)
+        return R
+
+    # -- flexible values -----------------------------------------------------------------------
+    def fix(self, v: N.Value, L):
+        kind, ins, _ = self.flex.pop(v.id)
+        self.lay[v.id] = L
+        if kind == "elem":
+            for slot, x in _tile_slots(ins):
+                self.want(ins, slot, x, L, f"operand {slot} of {_op(ins)}: elementwise operands share "
+                                           f"the result's layout")
+        elif kind == "lookup":
+            self.want(ins, "codes", ins.codes, L, "lookup codes share the result's layout")
+        elif kind in ("bcast", "shape"):
+            self.shape_check(ins, L)
+
+    def natural(self, v: N.Value):
+        """Fix a flexible value to the layout it would have on its own."""
+        if v.id not in self.flex:
+            return
+        kind, ins, _ = self.flex[v.id]
+        if kind == "cvt" and self.is_reg(ins.x) and ins.x.id not in self.flex:
+            L = self.lay[ins.x.id] if isinstance(self.lay[ins.x.id], TVLayout) else self.default(v)
+        elif kind in ("elem", "lookup"):
+            ops = [x for _, x in _tile_slots(ins)] if kind == "elem" else [ins.codes]
+            fixed = [x for x in ops if x.id not in self.flex and isinstance(self.lay.get(x.id), TVLayout)]
+            if not fixed:
+                self.natural(ops[0])
+                fixed = [ops[0]]
+            L = self.lay[fixed[0].id]
+        elif kind in ("bcast", "shape"):
+            self.natural(ins.x)
+            L = self.derived(ins, self.lay[ins.x.id]) if isinstance(self.lay[ins.x.id], TVLayout) else None
+            L = L or self.default(v)
+        else:
+            L = self.default(v)
+        self.fix(v, L)
+
+    # -- shape instructions ----------------------------------------------------------------------
+    def derived(self, ins, Lx):
+        xs, os_ = ins.x.shape, ins.out.shape
+        if isinstance(ins, (N.ExpandDims, N.Reshape)):
+            return TM.carry(Lx, TM.reshape_map(xs, os_), os_)
+        if isinstance(ins, N.Permute):
+            return TM.carry(Lx, TM.permute_map(xs, ins.perm), os_)
+        if isinstance(ins, N.View):
+            return TM.view_carry(Lx, xs, ins.x.dtype.nbits, os_, ins.out.dtype.nbits)
+        if isinstance(ins, N.Broadcast):
+            return TM.expand(Lx, xs, os_)
+        return None
+
+    def pullback(self, ins, L):
+        xs, os_ = ins.x.shape, ins.out.shape
+        if isinstance(ins, (N.ExpandDims, N.Reshape)):
+            return TM.carry(L, TM.inverse(TM.reshape_map(xs, os_)), xs)
+        if isinstance(ins, N.Permute):
+            return TM.carry(L, TM.inverse(TM.permute_map(xs, ins.perm)), xs)
+        if isinstance(ins, N.View):
+            return TM.view_carry(L, os_, ins.out.dtype.nbits, xs, ins.x.dtype.nbits)
+        if isinstance(ins, N.Broadcast):
+            return TM.collapse(L, TM.broadcast_map(xs, os_), xs)
+        return None
+
+    def is_free(self, ins, Lx, L) -> bool:
+        if not isinstance(Lx, TVLayout):
+            return False
+        xs, os_ = ins.x.shape, ins.out.shape
+        if isinstance(ins, N.View):
+            d = self.derived(ins, Lx)
+            return d is not None and TM.same_layout(d, L)
+        if isinstance(ins, N.Broadcast):
+            g = TM.broadcast_map(xs, os_)
+        elif isinstance(ins, N.Permute):
+            g = TM.inverse(TM.permute_map(xs, ins.perm))
+        else:
+            g = TM.inverse(TM.reshape_map(xs, os_))
+        return TM.holds_all(Lx, L, g)
+
+    def shape_check(self, ins, L):
+        """The result of shape instruction ``ins`` has layout ``L``: make its operand match if it can."""
+        x = ins.x
+        if not x.is_tile:                                  # broadcast of a scalar: free
+            self.plans[id(ins)] = ShapePlan(True, "a scalar fills the tile in every thread")
+            return
+        P = self.pullback(ins, L)
+        if x.id in self.flex:
+            if P is not None:
+                self.fix(x, P)
+            else:
+                self.natural(x)
+        Lx = self.lay[x.id]
+        op = _op(ins)
+        if self.is_free(ins, Lx, L):
+            self.plans[id(ins)] = ShapePlan(True, f"{op}: free (each thread keeps its own values)")
+        elif P is not None:
+            self.req[(id(ins), "x")] = (ins, x, P, f"so that {op}{_where(ins)} is free (each thread then "
+                                                   f"holds the elements it needs)")
+            self.plans[id(ins)] = ShapePlan(True, f"{op}: free after converting its operand")
+        else:
+            self.plans[id(ins)] = ShapePlan(False, f"{op}: through shared memory (no layout lets every "
+                                                   f"thread keep its own values)")
+        self.note(ins, f"{value_label(ins.out)} = {op}({value_label(x)}): {self.plans[id(ins)].reason}")
+
+    def _hint_views(self):
+        """A register load read only through ``view`` gets whole granules per thread."""
+        defs = self.defs
+        for ins in N.walk(self.k.body):
+            if not isinstance(ins, N.View):
+                continue
+            d = defs.get(ins.x.id)
+            if not (isinstance(d, N.Load) and ins.x.type.space != SHARED and ins.x.type.layout is None):
+                continue
+            a, b = ins.x.dtype.nbits, ins.out.dtype.nbits
+            vec = TM.view_source_vec(ins.x.shape, a, b)
+            if vec is None:
+                continue
+            H = default_layout(ins.x.shape, a, self.threads, vec=vec)
+            if TM.view_carry(H, ins.x.shape, a, ins.out.shape, b) is not None:
+                self.hints[ins.x.id] = H
+
+    # -- the walk ------------------------------------------------------------------------------
+    def block(self, blk: N.Block):
+        for ins in blk.instrs:
+            self.visit(ins)
+
+    def visit(self, ins):
+        if isinstance(ins, N.Load):
+            self.load(ins)
+        elif isinstance(ins, (N.Full, N.Arange, N.Codebook)) or isinstance(ins, N.Broadcast) and not ins.x.is_tile:
+            self.flexible(ins.out, "create", ins)
+            if isinstance(ins, N.Broadcast):
+                self.plans[id(ins)] = ShapePlan(True, "broadcast of a scalar: free")
+        elif isinstance(ins, ELEMENTWISE):
+            self.elementwise(ins)
+        elif isinstance(ins, N.Lookup):
+            self.lookup(ins)
+        elif isinstance(ins, N.Broadcast):
+            self.flexible(ins.out, "bcast", ins)
+            if ins.out.id not in self.flex:
+                self.shape_check(ins, self.lay[ins.out.id])
+        elif isinstance(ins, SHAPES):
+            self.shape(ins)
+        elif isinstance(ins, N.Reduce):
+            self.reduce(ins)
+        elif isinstance(ins, N.Dot):
+            self.dot(ins)
+        elif isinstance(ins, (N.Store, N.AtomicAdd)):
+            self.in_registers(ins, "value", ins.value, f"{_op(ins)} writes from registers")
+        elif isinstance(ins, N.Insert):
+            self.natural(ins.dst)
+            self.set(ins.out, self.lay[ins.dst.id])
+            if self.is_reg(ins.value):
+                self.in_registers(ins, "value", ins.value, "insert writes from registers")
+        elif isinstance(ins, N.ConvertLayout):
+            self.convert(ins)
+        elif isinstance(ins, N.For):
+            self.loop(ins)
+        elif isinstance(ins, N.If):
+            self.branch(ins)
+
+    def load(self, ins: N.Load):
+        v = ins.out
+        if not v.is_tile:
+            return
+        if v.type.space == SHARED:
+            L = self.shared_layout(ins)
+            self.set(v, L, ins, None if id(ins) in self.notes else "shared layout (row-major)")
+            return
+        if v.id in self.hints:
+            self.set(v, self.hints[v.id], ins, "whole granules per thread for the view")
+        else:
+            self.set(v, self.default(v), ins, "default layout")
+
+    def shared_layout(self, ins: N.Load):
+        """Row-major; for a dot operand, the padding/swizzle with the fewest bank conflicts."""
+        from .program import uses
+        v = ins.out
+        base = self.default(v)
+        for use, f in uses(self.k).get(v.id, []):
+            if isinstance(use, N.Dot) and f in ("a", "b") and v.type.layout is None:
+                m = self.mma(use)
+                if m is None:
+                    break
+                writer = default_layout(v.shape, v.dtype.nbits, self.threads)
+                reader = m.a if f == "a" else m.b
+                ch = _choose_shared(writer, reader, v.dtype.nbits)
+                if ch is None:
+                    break
+                self.note(ins, f"{value_label(v)}: shared layout for the copy in and the mma {f} "
+                               f"fragments: {ch}")
+                return ch.mem
+        return base
+
+    def elementwise(self, ins):
+        if not ins.out.is_tile:
+            return
+        slots = list(_tile_slots(ins))
+        eff = {}
+        for slot, x in slots:
+            if x.id in self.flex:
+                continue
+            if x.type.space == SHARED:
+                eff[slot] = self.in_registers(ins, slot, x, f"{_op(ins)} computes in registers")
+            else:
+                eff[slot] = self.lay[x.id]
+        L = next((eff[s] for s, _ in slots if s in eff), None)
+        if L is None:
+            self.flex[ins.out.id] = ("elem", ins, ins.out)
+            if self.user(ins.out) is not None:
+                self.fix(ins.out, self.user(ins.out))
+            return
+        L = self.set(ins.out, L)
+        why = "elementwise operands share the result's layout"
+        for slot, x in slots:
+            if x.type.space == SHARED:
+                if not TM.same_layout(eff[slot], L):
+                    self.req[(id(ins), slot)] = (ins, x, L, f"operand {slot} of {_op(ins)}: {why}")
+                continue
+            self.want(ins, slot, x, L, f"operand {slot} of {_op(ins)}: {why}")
+
+    def lookup(self, ins: N.Lookup):
+        t = ins.table
+        if t.id in self.flex:
+            self.natural(t)
+        if not isinstance(self.lay[t.id], MemLayout):
+            M = MemLayout(row_major(t.shape), t.dtype.nbits)
+            self.req[(id(ins), "table")] = (ins, t, M, "lookup reads its table by data from shared memory "
+                                                       "(ld.shared)")
+        if ins.codes.type.space == SHARED:
+            L = self.in_registers(ins, "codes", ins.codes, "lookup reads its codes from registers")
+            self.set(ins.out, L)
+        elif ins.codes.id in self.flex:
+            self.flex[ins.out.id] = ("lookup", ins, ins.out)
+        else:
+            self.set(ins.out, self.lay[ins.codes.id])
+
+    def shape(self, ins):
+        x, v = ins.x, ins.out
+        if x.id in self.flex:
+            self.flex[v.id] = ("shape", ins, v)
+            if self.user(v) is not None:
+                self.fix(v, self.user(v))
+            return
+        Lx = self.lay[x.id]
+        L = self.derived(ins, Lx) if isinstance(Lx, TVLayout) else None
+        self.set(v, L or self.default(v))
+        self.shape_check(ins, self.lay[v.id])
+
+    def reduce(self, ins: N.Reduce):
+        x = ins.x
+        Lx = self.in_registers(ins, "x", x, "reductions read registers")
+        scope = TM.reduce_scope(Lx, x.shape, ins.axis)
+        how = {"thread": "within each thread", "warp": "within each thread, then shuffles between lanes",
+               "block": "within threads and warps, then between warps through shared memory"}[scope]
+        self.plans[id(ins)] = ReducePlan(scope, f"{_op(ins)} over axis {ins.axis}: {how}")
+        if ins.out.is_tile:
+            L = TM.collapse(Lx, TM.reduce_map(x.shape, ins.axis), ins.out.shape)
+            if L is None:
+                L = self.default(ins.out)
+                how += "; the result is moved to its default layout through shared memory"
+            self.set(ins.out, L)
+            self.note(ins, f"{value_label(ins.out)} = {_op(ins)}({value_label(x)}, axis={ins.axis}): {how}; "
+                           f"result {self.show(ins.out, L)}")
+        else:
+            self.note(ins, f"{value_label(ins.out)} = {_op(ins)}({value_label(x)}): {how}")
+
+    def mma(self, ins: N.Dot):
+        if ins.a.dtype not in (D.float16, D.bfloat16):
+            return None
+        (m, k), n = ins.a.shape, ins.b.shape[1]
+        return TM.mma_layouts(m, n, k, self.k.warps)
+
+    def dot(self, ins: N.Dot):
+        (m, k), n = ins.a.shape, ins.b.shape[1]
+        mm = self.mma(ins)
+        if mm is not None:
+            self.set(ins.out, mm.c)
+            self.want(ins, "acc", ins.acc, mm.c, "the accumulator of dot is in the mma C layout")
+            for slot, x, F in (("a", ins.a, mm.a), ("b", ins.b, mm.b)):
+                if self.is_reg(x):
+                    self.want(ins, slot, x, F, f"operand {slot} of dot in the mma {slot.upper()} fragments")
+            why = (f"mma.sync.m16n8k16 over {mm.wm} x {mm.wn} warps, {m // (16 * mm.wm)} x {n // (8 * mm.wn)} "
+                   f"tiles of 16 x 8 per warp")
+            self.plans[id(ins)] = DotPlan(True, (mm.wm, mm.wn), why)
+        else:
+            L = self.default(ins.out)
+            self.set(ins.out, L)
+            self.want(ins, "acc", ins.acc, L, "the accumulator of dot shares the result's layout")
+            for x in (ins.a, ins.b):
+                if x.id in self.flex:
+                    self.natural(x)
+            why = (f"{m} x {n} x {k} is not a multiple of 16 x 8 x 16" if ins.a.dtype in (D.float16, D.bfloat16)
+                   else f"no m16n8k16 fragments for {ins.a.dtype} operands") + ": FMA dot, default layout"
+            self.plans[id(ins)] = DotPlan(False, (1, 1), why)
+        self.note(ins, f"{value_label(ins.out)} = dot: {self.plans[id(ins)].reason}: "
+                       f"{self.show(ins.out, self.lay[ins.out.id])}")
+
+    def convert(self, ins: N.ConvertLayout):
+        v = ins.out
+        if self.user(v) is not None:
+            self.set(v, self.user(v), ins, "user layout")
+        elif v.type.space == SHARED:
+            self.set(v, self.default(v), ins, "shared layout")
+        else:
+            self.flex[v.id] = ("cvt", ins, v)
+
+    def loop(self, ins: N.For):
+        for c in ins.carried:
+            if c.is_tile:
+                if c.type.space == SHARED or self.user(c) is not None:
+                    init = ins.inits[ins.carried.index(c)]
+                    L = self.user(c) or (self.lay.get(init.id) if init.id not in self.flex else None) \
+                        or self.default(c)
+                    self.set(c, L)
+                else:
+                    self.flex[c.id] = ("carried", ins, c)
+        self.block(ins.body)
+        for i, (a, c, y, o) in enumerate(zip(ins.inits, ins.carried, ins.yields, ins.outs)):
+            if not c.is_tile:
+                continue
+            if c.id in self.flex:
+                cand = [x for x in (a, y) if x.id not in self.flex and isinstance(self.lay[x.id], TVLayout)]
+                if cand:
+                    self.fix(c, self.lay[cand[0].id])
+                else:
+                    self.natural(y)                 # may fix c itself (it is yielded unchanged)
+                    if c.id in self.flex:
+                        self.fix(c, self.lay[y.id])
+            L = self.lay[c.id]
+            name = c.name or f"%{c.id}"
+            self.want(ins, f"inits[{i}]", a, L, f"the init of loop-carried {name} takes the carried layout")
+            self.want(ins, f"yields[{i}]", y, L, f"the value yielded for loop-carried {name} takes the "
+                                                 f"carried layout")
+            self.set(o, L)
+            self.note(ins, f"loop-carried {value_label(c)}: {self.show(c, L)}")
+
+    def branch(self, ins: N.If):
+        self.block(ins.then)
+        self.block(ins.orelse)
+        for i, (a, b, o) in enumerate(zip(ins.then_yields, ins.else_yields, ins.outs)):
+            if not o.is_tile:
+                continue
+            cand = [x for x in (a, b) if x.id not in self.flex]
+            if self.user(o) is not None:
+                L = self.user(o)
+            elif cand:
+                L = self.lay[cand[0].id]
+            else:
+                self.natural(a)
+                L = self.lay[a.id]
+            why = f"both branches yield {o.name or o.id} in one layout"
+            self.want(ins, f"then_yields[{i}]", a, L, why)
+            self.want(ins, f"else_yields[{i}]", b, L, why)
+            self.set(o, L)
+
+    def finish(self):
+        for vid in sorted(self.flex):
+            if vid in self.flex:
+                self.natural(self.flex[vid][2])
+
+
+def run(program: Program, options=None) -> Program:
+    k = program.kernel
+    inf = _Infer(k)
+    inf.block(k.body)
+    inf.finish()
+    return rewrite(program, inf)
