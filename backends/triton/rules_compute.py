@@ -102,7 +102,10 @@ def _unary(cg, i):
         if dt.is_int and not dt.is_signed:
             cg.define(i.out, x)
         elif dt.is_int and dt.nbits < 32:   # abs(MIN) wraps to MIN, as for negation
-            cg.define(i.out, _wrapped(dt, f"tl.abs({R.int32_of(dt, x)})"))
+            # not tl.abs: on the H100 the widened int16 abs(-32768) came out 32768 (an i32 llvm.abs narrowed
+            # to i16 may keep "INT_MIN is poison"); a select of the int32 negation has no such flag
+            v = cg.tmp(R.int32_of(dt, x), "v")
+            cg.define(i.out, _wrapped(dt, f"tl.where({v} < 0, 0 - {v}, {v})"))
         else:
             cg.define(i.out, f"tl.abs({x})")
     elif cls is N.Rsqrt:

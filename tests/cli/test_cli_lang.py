@@ -71,7 +71,6 @@ def test_run_default_backend_follows_the_gpu(capsys, monkeypatch):
     (["run", GEMV, "-D", "M=oops"], "-D M: 'oops' is not a number"),
     (["run", "/nonexistent.vm"], "cannot read /nonexistent.vm"),
     (["run", GEMV, "-D", "M=1", "-D", "N=8", "-D", "K=8", "--backend", "cuda"], "unknown backend 'cuda'"),
-    (["compile", GEMV, "--target", "ptx"], "the ptx backend is not implemented yet"),
 ])
 def test_cli_errors(argv, message, capsys):
     assert main(argv) == 1
@@ -89,3 +88,15 @@ def test_runtime_error_points_at_source(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"{f}:2:9: error: out-of-bounds read of x[5] (shape [5])" in r.stderr
     assert "masked=false" in r.stderr  # the source line is shown
+
+
+def test_compile_to_ptx_prints_the_ptx(capsys):
+    """`vm compile --target ptx` prints PTX that ptxas can assemble (no GPU needed)."""
+    import importlib
+    tc = importlib.import_module("vmlang.backends.ptx.toolchain")
+    if not (tc.nvptx_available() and tc.ptxas_available()):
+        pytest.skip("needs llvmlite's NVPTX target and ptxas")
+    assert main(["compile", GEMV, "-D", "BN=64", "--target", "ptx"]) == 0
+    out = capsys.readouterr().out
+    assert ".entry gemv_w4a16(" in out and ".target sm_" in out
+    tc.ptxas_check(out, out.split(".target ")[1].split()[0])
