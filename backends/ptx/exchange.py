@@ -367,11 +367,10 @@ def _lookup(lw, i):
     codes = lw.tile(i.codes)
 
     def index(x):
-        if cdt.is_int and cdt.is_signed and not cdt.is_codebook and C.repr_type(cdt).width < 32 and cdt.nbits >= 8:
+        # compute integers index by value (int8/int16 sign-extended); storage dtypes (sub-byte ints, float
+        # codes, codebooks) by their raw code, as the VM does
+        if cdt.is_int and cdt.is_signed and not C.is_storage(cdt) and C.repr_type(cdt).width < 32:
             return b.sext(x, I32)
-        if cdt.is_int and cdt.is_signed and not cdt.is_codebook and cdt.nbits < 8:
-            s = 32 - cdt.nbits
-            return b.ashr(b.shl(b.zext(x, I32), const_i32(s)), const_i32(s))
         return to_code(b, cdt, x)
     n = i.table.shape[0]
     slots = []

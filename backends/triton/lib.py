@@ -245,6 +245,18 @@ def vm_atomic_add_bf16(ptr, off, val, mask):
                       sem="relaxed")
 
 
+def vm_abs_i16(x):
+    """abs of int16, wrapping (abs(-32768) = -32768). On the H100 every formula LLVM turns into
+    ``abs.s16`` came out 32768 once widened (ptxas keeps the 32-bit register of abs.s16 as if the result
+    fitted): the absolute value is taken in 32 bits in PTX and truncated."""
+    if VM_INTERPRET:
+        v = x.to(tl.int32)
+        return (((tl.where(v < 0, 0 - v, v) + 32768) & 65535) - 32768).to(tl.int16)
+    else:
+        return tl.inline_asm_elementwise("{ .reg .s32 t; cvt.s32.s16 t, $1; abs.s32 t, t; cvt.u16.u32 $0, t; }",
+                                         "=h,h", [x], dtype=tl.int16, is_pure=True, pack=1)
+
+
 def vm_exp(x):
     """e**x of float32: libdevice's expf on a GPU (within 2 ulps; ``tl.exp`` is ex2.approx of x * log2(e),
     whose error grows with |x|), NumPy's in the interpreter."""

@@ -102,10 +102,11 @@ def _unary(cg, i):
         if dt.is_int and not dt.is_signed:
             cg.define(i.out, x)
         elif dt.is_int and dt.nbits < 32:   # abs(MIN) wraps to MIN, as for negation
-            # not tl.abs: on the H100 the widened int16 abs(-32768) came out 32768 (an i32 llvm.abs narrowed
-            # to i16 may keep "INT_MIN is poison"); a select of the int32 negation has no such flag
-            v = cg.tmp(R.int32_of(dt, x), "v")
-            cg.define(i.out, _wrapped(dt, f"tl.where({v} < 0, 0 - {v}, {v})"))
+            if dt == D.int16:     # (see lib.vm_abs_i16: abs.s16 widens wrongly on the H100)
+                cg.define(i.out, f"{cg.use('vm_abs_i16')}({x})")
+            else:
+                v = cg.tmp(R.int32_of(dt, x), "v")
+                cg.define(i.out, _wrapped(dt, f"tl.where({v} < 0, 0 - {v}, {v})"))
         else:
             cg.define(i.out, f"tl.abs({x})")
     elif cls is N.Rsqrt:

@@ -198,7 +198,8 @@ def test_ptxas_missing(monkeypatch):
 
 # ----------------------------------------------------------------------------------- driver (CPU side)
 def test_driver_without_cuda_python(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cuda", None)   # makes `import cuda...` fail
+    for name in ("cuda", "cuda.bindings", "cuda.bindings.driver", "cuda.cuda"):
+        monkeypatch.setitem(sys.modules, name, None)   # makes `import cuda...` fail, also where it is loaded
     with pytest.raises(BackendError, match=r"needs cuda-python \(cuda.bindings\)"):
         driver._driver()
 
