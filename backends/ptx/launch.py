@@ -10,30 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
-from vmlang.ir.types import BOOL
-from vmlang.runtime.args import Binding, bind_args, written_params
+from vmlang.runtime.args import Binding, bind_args, scalar_bits, written_params
 
 from .core import Lowerer, _symbol, signature
 
 PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
-
-
-def scalar_bits(dt, value) -> int:
-    """The int32 argument carrying a scalar parameter (its bit pattern; bf16 and storage codes low)."""
-    if dt == BOOL:
-        return int(bool(value))
-    if dt.is_int and not dt.is_codebook:
-        code = int(value) & ((1 << dt.nbits) - 1)
-    elif dt == D.float32:
-        code = int(np.asarray(value, np.float64).astype(np.float32).view(np.uint32))
-    elif dt == D.float16:
-        code = int(np.asarray(value, np.float64).astype(np.float16).view(np.uint16))
-    else:
-        code = int(dt.encode(np.asarray([float(value)]))[0])
-    return code - (1 << 32) if code >= (1 << 31) else code
 
 
 def is_packed(dt) -> bool:

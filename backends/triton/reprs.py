@@ -114,19 +114,7 @@ def scalar_from_bits(dt, arg: str) -> str:
     return from_codes(dt, arg)
 
 
-def scalar_bits(dt, value) -> int:
-    """The int32 argument that carries a scalar of ``dt`` (see :func:`scalar_from_bits`)."""
-    if dt == BOOL:
-        return int(bool(value))
-    if dt.is_int and not dt.is_codebook:
-        code = int(value) & ((1 << dt.nbits) - 1)
-    elif dt == D.float32:
-        code = int(np.asarray(value, np.float64).astype(np.float32).view(np.uint32))
-    elif dt == D.float16:
-        code = int(np.asarray(value, np.float64).astype(np.float16).view(np.uint16))
-    else:
-        code = int(dt.encode(np.asarray([float(value)]))[0])
-    return code - (1 << 32) if code >= (1 << 31) else code
+from vmlang.runtime.args import scalar_bits  # noqa: E402,F401  (shared with the ptx backend)
 
 
 # ----------------------------------------------------------------------------------- codes

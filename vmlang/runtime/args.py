@@ -31,7 +31,7 @@ from vmlang.ir import nodes as N
 from vmlang.ir.errors import ArgumentError
 from vmlang.ir.packing import pack, packed_length, unpack
 from vmlang.ir.symexpr import SymVar
-from vmlang.ir.types import GlobalType
+from vmlang.ir.types import BOOL, GlobalType
 
 from . import storage as S
 from .tensor import Tensor
@@ -389,3 +389,20 @@ def _scalar(p: N.Value, a):
     if isinstance(a, bool) or not isinstance(a, (int, float)):
         raise ArgumentError(f"argument {p.name}: expected a number ({dt}), got {a!r}")
     return float(a)
+
+
+def scalar_bits(dt, value) -> int:
+    """The int32 kernel argument that carries a scalar parameter of ``dt`` on the compiled backends: its bit
+    pattern (ints wrapped to their width, f32/f16 IEEE bits, bf16 and storage dtypes their code), as a signed
+    int32."""
+    if dt == BOOL:
+        return int(bool(value))
+    if dt.is_int and not dt.is_codebook:
+        code = int(value) & ((1 << dt.nbits) - 1)
+    elif dt == D.float32:
+        code = int(np.asarray(value, np.float64).astype(np.float32).view(np.uint32))
+    elif dt == D.float16:
+        code = int(np.asarray(value, np.float64).astype(np.float16).view(np.uint16))
+    else:
+        code = int(dt.encode(np.asarray([float(value)]))[0])
+    return code - (1 << 32) if code >= (1 << 31) else code
