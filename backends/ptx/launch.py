@@ -8,11 +8,10 @@ dynamic shared memory the lowering counted.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
-from vmlang.runtime.args import Binding, bind_args, scalar_bits, written_params
+from vmlang.runtime.args import (Binding, bind_args, scalar_bits, storage_strides, word_aligned_copy,
+                                 written_params)
 
 from .core import Lowerer, _symbol, signature
 
@@ -69,18 +68,13 @@ class CompiledKernel:
             arg = b.tensors[p.id]
             t = arg.torch_storage(device)
             if is_packed(p.dtype) and p.id in self.written and t.numel():
-                # sub-byte stores merge 32-bit words: a 4-byte aligned buffer with slack
-                buf = torch.zeros(t.numel() + 8, dtype=torch.uint8, device=t.device)
-                off = (-buf.data_ptr()) % 4
-                al = buf[off:off + t.numel()].view(t.shape)
-                al.copy_(t)
+                # sub-byte stores merge 32-bit words past the end too: always an aligned buffer with slack
+                al = word_aligned_copy(t)
                 fixups.append((al, t))
                 t = al
             tensors.append(t)
             shape = arg.shape
-            storage = list(shape[:-1]) + [t.shape[-1]] if shape else []
-            strides = [int(np.prod(storage[a + 1:])) for a in range(len(shape) - 1)]
-            ints += [int(s) for s in shape] + strides
+            ints += [int(s) for s in shape] + storage_strides(shape, t.shape[-1] if shape else 0)
         for sym in self.sig.sizes:
             ints.append(int(b.sizes[sym]))
         for p in self.sig.scalars:

@@ -12,10 +12,9 @@ from llvmlite import ir
 from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
-from vmlang.ir.types import BOOL
 
 from . import memory as M
-from .core import I1, I32, GlobalArg, SharedTile, Tile, from_code, lower, to_code
+from .core import I1, I32, GlobalArg, Tile, from_code, lower, to_code
 from .rules_compute import constant
 
 
@@ -95,31 +94,41 @@ def _load_register(lw, i, src, fill, lay) -> Tile:
     return Tile(slots, lay, dt)
 
 
-@lower(N.Store)
-def _store(lw, i):
-    dst = lw.get(i.dst)
-    dt = i.dst.dtype
+def element_writes(lw, i, value):
+    """``(positions, predicate, value)`` for each element a store-like instruction writes, once each: a
+    scalar by thread 0; a tile by the primary holder of each element, first slot only (masked by the
+    declared shape when ``i.masked``)."""
     b = lw.b
+    dst = lw.get(i.dst)
     if i.value.is_scalar:
         pos = positions(lw, i.index, [])
         ok = M.in_bounds(lw, dst, pos) if i.masked else ir.Constant(I1, 1)
-        # one thread writes a scalar
-        ok = b.and_(ok, b.icmp_unsigned("==", lw.tid(), ir.Constant(I32, 0)))
-        M.store_element(lw, dst, pos, ok, to_code(b, dt, lw.get(i.value)), dt.nbits)
+        yield pos, b.and_(ok, b.icmp_unsigned("==", lw.tid(), ir.Constant(I32, 0))), value
         return
-    t = lw.tile(i.value)
-    lay = t.layout
-    from .vector import vector_store
-    if vector_store(lw, i, dst, t):
-        return
+    lay = value.layout
     _, valid, primary = lw.thread_part(lay)
     first = slot_owners(lay)
     for v, c in enumerate(lw.coords(lay, i.value.shape)):
         if not first[v]:
             continue
         pos = positions(lw, i.index, c)
-        ok = b.and_(b.and_(valid, primary), M.in_bounds(lw, dst, pos)) if i.masked else b.and_(valid, primary)
-        M.store_element(lw, dst, pos, ok, to_code(b, dt, t.slots[v]), dt.nbits)
+        ok = b.and_(valid, primary)
+        if i.masked:
+            ok = b.and_(ok, M.in_bounds(lw, dst, pos))
+        yield pos, ok, value.slots[v]
+
+
+@lower(N.Store)
+def _store(lw, i):
+    dst = lw.get(i.dst)
+    dt = i.dst.dtype
+    value = lw.get(i.value) if i.value.is_scalar else lw.tile(i.value)
+    if not i.value.is_scalar:
+        from .vector import vector_store
+        if vector_store(lw, i, dst, value):
+            return
+    for pos, ok, x in element_writes(lw, i, value):
+        M.store_element(lw, dst, pos, ok, to_code(lw.b, dt, x), dt.nbits)
 
 
 _ATOMIC_KIND = {D.float32: "f32", D.float16: "f16", D.bfloat16: "bf16", D.int32: "s32", D.uint32: "u32"}
@@ -147,23 +156,9 @@ def _atomic_add(lw, i):
         off = b.mul(b.add(row, b.sext(pos[-1], ir.IntType(64))), ir.Constant(ir.IntType(64), dt.nbits // 8))
         M.atomic_add(lw, M.byte_ptr(lw, dst.ptr, off), ok, value_arg(x), kind)
 
-    if i.value.is_scalar:
-        pos = positions(lw, i.index, [])
-        ok = M.in_bounds(lw, dst, pos) if i.masked else ir.Constant(I1, 1)
-        add(pos, b.and_(ok, b.icmp_unsigned("==", lw.tid(), ir.Constant(I32, 0))), lw.get(i.value))
-        return
-    t = lw.tile(i.value)
-    lay = t.layout
-    _, valid, primary = lw.thread_part(lay)
-    first = slot_owners(lay)
-    for v, c in enumerate(lw.coords(lay, i.value.shape)):
-        if not first[v]:
-            continue
-        pos = positions(lw, i.index, c)
-        ok = b.and_(valid, primary)
-        if i.masked:
-            ok = b.and_(ok, M.in_bounds(lw, dst, pos))
-        add(pos, ok, t.slots[v])
+    value = lw.get(i.value) if i.value.is_scalar else lw.tile(i.value)
+    for pos, ok, x in element_writes(lw, i, value):
+        add(pos, ok, x)
 
 
-__all__ = ["positions", "slot_owners", "SharedTile", "BOOL"]
+__all__ = ["positions", "slot_owners", "element_writes"]

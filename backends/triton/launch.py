@@ -17,7 +17,7 @@ import numpy as np
 from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
-from vmlang.runtime.args import Binding, bind_args, written_params
+from vmlang.runtime.args import Binding, bind_args, storage_strides, word_aligned_copy, written_params
 
 from . import reprs as R
 from .codegen import safe, signature
@@ -105,17 +105,12 @@ class CompiledKernel:
                 t = t.view(torch.int16 if dt.nbits == 16 else torch.int32)
             if R.is_packed(dt) and p.id in self.written and t.numel() and t.data_ptr() % 4:
                 # sub-byte stores use 32-bit atomics: give them a 4-byte aligned buffer
-                buf = torch.empty(t.numel() + 8, dtype=torch.uint8, device=t.device)
-                off = (-buf.data_ptr()) % 4
-                al = buf[off:off + t.numel()].view(t.shape)
-                al.copy_(t)
+                al = word_aligned_copy(t)
                 fixups.append((al, t))
                 t = al
             ptrs.append(t)
             shape = arg.shape
-            storage = list(shape[:-1]) + [t.shape[-1]] if shape else []
-            strides = [int(np.prod(storage[a + 1:])) for a in range(len(shape) - 1)]
-            ints += [int(s) for s in shape] + strides
+            ints += [int(s) for s in shape] + storage_strides(shape, t.shape[-1] if shape else 0)
         for sym, _ in self.sig.sizes:
             ints.append(int(b.sizes[sym]))
         for p, _ in self.sig.scalars:

@@ -406,3 +406,21 @@ def scalar_bits(dt, value) -> int:
     else:
         code = int(dt.encode(np.asarray([float(value)]))[0])
     return code - (1 << 32) if code >= (1 << 31) else code
+
+
+def word_aligned_copy(t):
+    """A copy of the uint8 torch tensor ``t`` at a 4-byte aligned address with 8 zero bytes of slack after
+    it: sub-byte stores of the compiled backends merge 32-bit words. Copy it back after the launch."""
+    import torch
+    buf = torch.zeros(t.numel() + 8, dtype=torch.uint8, device=t.device)
+    off = (-buf.data_ptr()) % 4
+    al = buf[off:off + t.numel()].view(t.shape)
+    al.copy_(t)
+    return al
+
+
+def storage_strides(shape, storage_last: int) -> list[int]:
+    """Strides (in storage elements: bytes for packed dtypes) of the leading axes of a row-major tensor of
+    logical ``shape`` whose last axis takes ``storage_last`` storage elements."""
+    storage = list(shape[:-1]) + [storage_last] if shape else []
+    return [int(np.prod(storage[a + 1:])) for a in range(len(shape) - 1)]
