@@ -15,7 +15,7 @@ from vmlang.ir import nodes as N
 from vmlang.ir.types import BOOL
 
 from . import convert as C
-from .core import F16, F32, I1, I32, I64, Tile, const_i32, lower
+from .core import F16, F32, I1, Tile, lower
 
 
 def constant(dt, value) -> ir.Constant:
@@ -241,5 +241,3 @@ def _cast(lw, i):
     src, dst = i.x.dtype, i.out.dtype
     define(lw, i.out, lambda x: C.cast(lw.b, src, dst, x, i.saturate), i.x)
 
-
-__all__ = ["constant", "define", "I64", "I32", "const_i32"]
