@@ -25,6 +25,13 @@ The semantics are those of the NumPy VM (:func:`vmlang.backends.numpy.arith.cast
   format's data (``exp``, ``man``, ``flavor``, ``signed``), as :mod:`vmlang.ir.floatcodec` defines them:
   overflow gives +-Inf in formats with Inf unless saturating, else the largest finite magnitude; NaN
   gives the format's canonical NaN code;
+* decoding is the hot path of quantized kernels and is branch-free and short (no int -> float conversion
+  instruction, which runs at a quarter of the rate): a float format moves its fields into float32's (or
+  float16's, for a cast to float16 where every value is exact there) and multiplies by ``2**(127 - bias)``
+  (:func:`_decode_into_body`: ``shl``, ``ashr``, ``and``, ``mul``; a select only for the codes of
+  formats with Inf/NaN: e4m3's NaN); e5m2 is the top byte of a float16 (``shl``, ``cvt.f32.f16``);
+  integers of at most 16 bits (8 bits into float16) use the magic number ``2**23`` (:func:`_int_magic`:
+  ``xor``/``or``, ``sub``). NaN codes decode to some NaN (float32/float16 do not keep a payload);
 * float16 uses ``fptrunc``/``fpext`` (round to nearest even); bfloat16 (and any IEEE format with float32's
   exponent and fewer mantissa bits) rounds the float32 bits to nearest even;
 * codebooks (nf4) decode by selecting over their entries and encode by counting the midpoints below the
@@ -41,8 +48,10 @@ NaN to an integer) give what saturation gives, or code 0 for NaN.
 
 The helpers are LLVM functions of the module (internal, ``alwaysinline``), made once per module and
 dtype and found again by name, so each conversion site is one call. Only instructions NVPTX lowers
-directly are used: integer ops, bitcasts, ``fcmp``/``select``, ``fmul``, ``sitofp``/``uitofp``/
-``fptosi``/``fptoui``, ``fptrunc``/``fpext`` between float and half, and ``llvm.roundeven.f32``.
+directly are used: integer ops, bitcasts, ``fcmp``/``select``, ``fmul``/``fsub`` (float, and half on
+sm_53+), ``sitofp``/``uitofp``/``fptosi``/``fptoui``, ``fptrunc``/``fpext`` between float and half, and
+``llvm.roundeven.f32``. No fast-math flags: ``mul.rn.f32`` keeps float32 subnormals (no ``.ftz``), which
+the float decoding relies on.
 """
 from __future__ import annotations
 
@@ -175,52 +184,113 @@ def _clamp_f(b, f, lo: float, hi: float):
 
 
 # ----------------------------------------------------------------------------------- binary float formats
-def _decode_float_body(dt):
-    """Body of ``i8 code -> float`` for a storage binary float format (exact; NaN -> 0x7FC00000)."""
-    E, M, flavor, bias = dt.exp, dt.man, dt.flavor, dt.bias
+def _target_fields(t) -> tuple[int, int, int]:
+    """(exp, man, bits) of the LLVM IEEE float type ``t`` (``half`` or ``float``)."""
+    return (5, 10, 16) if t == F16 else (_F32_EXP, _F32_MAN, 32)
+
+
+def _decodes_exactly_into(dt, t) -> bool:
+    """Whether :func:`_decode_into_body` decodes the storage binary float format ``dt`` into the IEEE type
+    ``t`` (``half``/``float``): every finite value is exact in ``t``, the exponent field fits in ``t``'s
+    below its all-ones value (or is ``t``'s own, with IEEE Inf/NaN), and the format has zero and
+    subnormals (not e8m0)."""
+    if not (_is_float_format(dt) and is_storage(dt)) or dt.flavor == fc.SCALE:
+        return False
+    Et, Mt, _ = _target_fields(t)
+    Bt = fc.bias(Et)
+    E, M, B = dt.exp, dt.man, dt.bias
+    if M > Mt or E > Et or (E == Et and not (dt.flavor == fc.IEEE and dt.signed)):
+        return False
+    top = (1 << E) - 1 - B                  # the exponent of the top binade (finite or not)
+    if dt.flavor != fc.IEEE and top > Bt:   # finite values up to 2**(top + 1) must stay below Inf
+        return False
+    return 1 - B - M >= 1 - Bt - Mt         # the smallest subnormal is one of t's
+
+
+def _decode_into_body(dt, t):
+    """Body of ``i8 code -> t`` (``half`` or ``float``) for a storage binary float format whose values
+    are all exact in ``t`` (:func:`_decodes_exactly_into`): exact, branch-free, generated from the
+    format's data.
+
+    The code's fields are moved into ``t``'s fields unchanged (sign to the sign bit, the exponent field
+    into the low bits of ``t``'s exponent field, the mantissa to the top of ``t``'s mantissa), which is the
+    value times ``2**(B - Bt)`` (``B``, ``Bt`` the biases) for normal and subnormal codes alike (a code
+    with a zero exponent field becomes one of ``t``'s subnormals); one multiplication by ``2**(Bt - B)``,
+    exact, gives the value (a signed code: one ``shl``, one ``ashr``, one ``and``, one ``mul``; zero and
+    negative zero come out right). A format with ``t``'s own exponent width and IEEE Inf/NaN is the top of
+    ``t``'s bits (one ``shl``). Only formats with Inf/NaN codes have a select: FN (NaN at S.1..1.1..1)
+    selects ``t``'s canonical NaN; IEEE sets ``t``'s exponent field to all ones before the multiplication
+    (Inf stays Inf, a NaN stays a NaN, payload not kept)."""
+    E, M, flavor, B, n = dt.exp, dt.man, dt.flavor, dt.bias, dt.nbits
+    Et, Mt, W = _target_fields(t)
+    It = ir.IntType(W)
+    all_e, all_m = (1 << E) - 1, (1 << M) - 1
+
+    def c_(v):
+        return _ci(It, v)
+
+    def body(h, c8):
+        c = h.zext(c8, It)
+        if E == Et:
+            return h.bitcast(h.shl(c, c_(W - n)), t)
+        if dt.signed:
+            # the code at the top (its sign in t's sign bit), shifted down arithmetically by the exponent
+            # widths' difference: the exponent field lands in t's exponent bits, the mantissa at the top of
+            # t's mantissa; the and drops the copies of the sign between them
+            r = h.ashr(h.shl(c, c_(W - n)), c_(Et - E))
+            bits = h.and_(r, c_((1 << (W - 1)) | (((1 << (E + M)) - 1) << (Mt - M))))
+        else:
+            bits = h.shl(c, c_(Mt - M))
+        if flavor == fc.IEEE:
+            top = h.icmp_unsigned("==", h.and_(c, c_(all_e << M)), c_(all_e << M))
+            bits = h.select(top, h.or_(bits, c_(((1 << Et) - 1) << Mt)), bits)
+        f = h.fmul(h.bitcast(bits, t), ir.Constant(t, 2.0 ** (fc.bias(Et) - B)))
+        if flavor == fc.FN:
+            mag = (all_e << M) | all_m
+            isnan = h.icmp_unsigned("==", h.and_(c, c_(mag)), c_(mag))
+            nan = _NAN32 if t == F32 else 0x7E00
+            f = h.select(isnan, h.bitcast(c_(nan), t), f)
+        return f
+    return body
+
+
+def _decode_scale_body(dt):
+    """Body of ``i8 code -> float`` for the SCALE flavor (e8m0: no zero, no subnormals; e == 0 is an
+    ordinary binade 2**-bias, a float32 subnormal when bias >= 127; the all-ones code is NaN)."""
+    E, M, bias = dt.exp, dt.man, dt.bias
     all_e, all_m = (1 << E) - 1, (1 << M) - 1
     rebias = 127 - bias      # float32's bias minus the format's
 
     def body(h, c8):
         c = h.zext(c8, I32)
         e = h.and_(h.lshr(c, _i32(M)), _i32(all_e))
-        m = h.and_(c, _i32(all_m))
-        frac = h.shl(m, _i32(23 - M))
-        if flavor == fc.SCALE:
-            # no zero, no subnormals: e == 0 is an ordinary binade, 2**-bias (a float32 subnormal when
-            # bias >= 127)
-            ef = h.add(e, _i32(rebias))
-            bits = h.or_(h.shl(ef, _i32(23)), frac)
-            if rebias < 1:
-                sig = h.or_(frac, _i32(1 << 23))
-                sh = _smin(h, h.sub(_i32(1), ef), _i32(24))
-                sh = _smax(h, sh, _i32(0))
-                sub = h.lshr(sig, sh)
-                bits = h.select(h.icmp_signed(">=", ef, _i32(1)), bits, sub)
-            code_nan = (1 << dt.nbits) - 1
-            return _bits_f32(h, h.select(h.icmp_unsigned("==", c, _i32(code_nan)), _i32(_NAN32), bits))
-        normal = h.or_(h.shl(h.add(e, _i32(rebias)), _i32(23)), frac)
-        if M > 0:
-            # a subnormal m * 2**(1 - bias - M) is a normal float32: an exact product with a power of two
-            scale = _f32c(2.0 ** (1 - bias - M))
-            sub = _f32_bits(h, h.fmul(h.uitofp(m, F32), scale))
-        else:
-            sub = _i32(0)
-        bits = h.select(h.icmp_unsigned("==", e, _i32(0)), sub, normal)
-        if dt.signed:
-            sign = h.shl(h.lshr(c, _i32(E + M)), _i32(31))
-            bits = h.or_(bits, sign)
-        top = h.icmp_unsigned("==", e, _i32(all_e))
-        if flavor == fc.FN:
-            isnan = h.and_(top, h.icmp_unsigned("==", m, _i32(all_m)))
-            bits = h.select(isnan, _i32(_NAN32), bits)
-        elif flavor == fc.IEEE:
-            mzero = h.icmp_unsigned("==", m, _i32(0))
-            inf = h.or_(h.and_(bits, _i32(-(1 << 31))), _i32(0x7F800000))
-            bits = h.select(h.and_(top, mzero), inf, bits)
-            bits = h.select(h.and_(top, h.not_(mzero)), _i32(_NAN32), bits)
-        return _bits_f32(h, bits)
+        frac = h.shl(h.and_(c, _i32(all_m)), _i32(23 - M))
+        ef = h.add(e, _i32(rebias))
+        bits = h.or_(h.shl(ef, _i32(23)), frac)
+        if rebias < 1:
+            sig = h.or_(frac, _i32(1 << 23))
+            sh = _smin(h, h.sub(_i32(1), ef), _i32(24))
+            sh = _smax(h, sh, _i32(0))
+            sub = h.lshr(sig, sh)
+            bits = h.select(h.icmp_signed(">=", ef, _i32(1)), bits, sub)
+        code_nan = (1 << dt.nbits) - 1
+        return _bits_f32(h, h.select(h.icmp_unsigned("==", c, _i32(code_nan)), _i32(_NAN32), bits))
     return body
+
+
+def _decode_float(b, dt, x, t):
+    """The value of the storage binary float code ``x`` as ``t`` (``half``/``float``), exact: a format
+    that is the top of ``half``'s bits (e5m2: ``half``'s exponent width with IEEE Inf/NaN) decodes into
+    ``half`` (one shift) and widens to ``float`` (one ``cvt.f32.f16``); other formats decode straight into
+    ``t`` (:func:`_decode_into_body`); e8m0 into ``float`` only."""
+    if dt.flavor == fc.SCALE and t == F32:
+        return _helper(b, f"decode.{_ident(dt.name)}", F32, [I8], _decode_scale_body(dt), [x])
+    if t == F32 and dt.exp == _target_fields(F16)[0] and _decodes_exactly_into(dt, F16):
+        return b.fpext(_decode_float(b, dt, x, F16), F32)
+    if not _decodes_exactly_into(dt, t):
+        raise BackendError(f"ptx: {dt} does not decode exactly into {t}")
+    suffix = "" if t == F32 else ".f16"
+    return _helper(b, f"decode.{_ident(dt.name)}{suffix}", t, [I8], _decode_into_body(dt, t), [x])
 
 
 def _encode_float_body(dt, saturate: bool):
@@ -429,11 +499,43 @@ def _exact_in_f32(dt) -> bool:
     return -(2 ** 24) <= dt.min and dt.max <= 2 ** 24
 
 
+def _magic_fits(dt, t) -> bool:
+    """Whether :func:`_int_magic` converts the int-like ``dt`` into ``t`` (``half``/``float``): its codes
+    fit in ``t``'s mantissa."""
+    return _int_like(dt) and dt.nbits <= _target_fields(t)[1]
+
+
+def _int_magic(b, dt, x, t):
+    """The exact value of an int-like repr of at most ``Mt`` bits (``t``'s mantissa bits: 23 for float,
+    10 for half) as ``t``, without an int -> float conversion instruction (``cvt.rn.f32.s32`` runs at a
+    quarter of the rate): with ``u`` the n-bit code zero-extended, ``t``'s bits ``2**Mt``-exponent |
+    ``u`` are ``2**Mt + u`` exactly (``0x4B000000 | u`` in float32), less ``2**Mt`` is ``u``; a signed code
+    ``u ^ 2**(n-1)`` is value + ``2**(n-1)``, and the xor with ``magic | 2**(n-1)`` sets both at once, so
+    ``bits(c ^ (magic | 2**(n-1))) - (2**Mt + 2**(n-1))`` is the value. One ``xor``/``or`` and one
+    ``sub`` (zero gives +0)."""
+    Et, Mt, W = _target_fields(t)
+    It = ir.IntType(W)
+    n = dt.nbits
+    if not _magic_fits(dt, t):
+        raise BackendError(f"ptx: {dt} does not fit the magic-number conversion into {t}")
+    c = b.zext(x, It) if x.type.width < W else b.trunc(x, It) if x.type.width > W else x
+    magic = (fc.bias(Et) + Mt) << Mt
+    if dt.is_signed:
+        bits = b.xor(c, _ci(It, magic | (1 << (n - 1))))
+        off = 2.0 ** Mt + 2.0 ** (n - 1)
+    else:
+        bits = b.or_(c, _ci(It, magic))
+        off = 2.0 ** Mt
+    return b.fsub(b.bitcast(bits, t), ir.Constant(t, off))
+
+
 # ----------------------------------------------------------------------------------- float <-> float32
 def to_f32(b: ir.IRBuilder, dt, x):
     """The float32 value of a repr: exact for every float-like dtype and every integer of at most 24
     bits; int32/uint32 round to nearest even."""
     if _int_like(dt):
+        if _magic_fits(dt, F32):
+            return _int_magic(b, dt, x, F32)
         v = int_value(b, dt, x)
         if v.type == I64:
             return b.uitofp(x, F32) if not dt.is_signed else b.sitofp(v, F32)
@@ -443,7 +545,7 @@ def to_f32(b: ir.IRBuilder, dt, x):
     if not _is_float_format(dt):
         raise BackendError(f"ptx: cannot convert {dt}")
     if is_storage(dt):
-        return _helper(b, f"decode.{_ident(dt.name)}", F32, [I8], _decode_float_body(dt), [x])
+        return _decode_float(b, dt, x, F32)
     t = repr_type(dt)
     if t == F32:
         return x
@@ -489,8 +591,10 @@ def _int_to_int(b, src, dst, x, saturate):
 
 
 def _int_to_float(b, src, dst, x, saturate):
+    if repr_type(dst) == F16 and _magic_fits(src, F16):
+        return _int_magic(b, src, x, F16)       # exact and in range: saturation changes nothing
     if _exact_in_f32(src):
-        return from_f32(b, dst, b.sitofp(int_value(b, src, x), F32), saturate)
+        return from_f32(b, dst, to_f32(b, src, x), saturate)
     v = int_value(b, src, x)
     rne = b.uitofp(x, F32) if not src.is_signed and v.type == I64 else b.sitofp(v, F32)
     if _is_float_format(dst) and not is_storage(dst) and dst.man == _F32_MAN:
@@ -512,6 +616,8 @@ def cast(b: ir.IRBuilder, src, dst, x, saturate: bool = False):
         return x
     if _int_like(src):
         return _int_to_float(b, src, dst, x, saturate)
+    if repr_type(dst) == F16 and _decodes_exactly_into(src, F16) and not (saturate and src.has_inf):
+        return _decode_float(b, src, x, F16)    # exact; saturation only changes Inf
     return from_f32(b, dst, to_f32(b, src, x), saturate)
 
 

@@ -15,13 +15,15 @@ every value of the destination and every midpoint between neighbours with the fl
 either side (for float16 and bfloat16 all 2 x 65536 of them), the overflow thresholds, integers and
 half-integers around integer ranges, zeros, subnormals, +-max, Inf, NaN and random bit patterns.
 
-The last test emits the conversions for NVPTX (sm_90) and assembles the PTX with ptxas.
+The NVPTX tests emit the conversions for sm_90 (and assemble the PTX with ptxas where it is installed); the
+last one checks that decoding packed codes to float32/float16 is short and branch-free there.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import importlib
+import re
 
 import numpy as np
 import pytest
@@ -521,3 +523,119 @@ def test_every_conversion_compiles_for_nvptx():
     if not T.ptxas_available():
         pytest.skip("ptxas not found")
     T.ptxas_check(ptx, "sm_90")
+
+
+# ----------------------------------------------------------------------------------- decoding: exact and short
+_DECODE_TARGETS = [(ir.HalfType(), np.float16), (ir.FloatType(), np.float32)]
+
+
+def test_decode_into_every_format():
+    """The branch-free float decoding (fields moved into float16's/float32's, one exact multiplication by a
+    power of two) of every code of every format that decodes exactly into the target, bit for bit (any
+    NaN for NaN codes); this includes paths the casts do not take (e5m2 straight into float32)."""
+    mod = ir.Module()
+    cases = []
+    for dt in DTYPES:
+        for t, npt in _DECODE_TARGETS:
+            if C._decodes_exactly_into(dt, t):
+                name = f"d_{dt.name}_{npt.__name__}"
+                _loop_typed(mod, name, I8, t, lambda b, x, dt=dt, t=t: C._decode_into_body(dt, t)(b, x))
+                cases.append((dt, npt, name))
+    assert {(dt.name, npt) for dt, npt, _ in cases} >= {("float4_e2m1", np.float16), ("float8_e4m3", np.float16),
+                                                        ("float8_e5m2", np.float16), ("float8_e5m2", np.float32),
+                                                        ("float6_e3m2", np.float32), ("float7_e1m5", np.float32)}
+    assert not C._decodes_exactly_into(D.float7_e5m1, ir.HalfType())     # 2**16 overflows float16
+    assert not C._decodes_exactly_into(D.float8_e8m0, ir.FloatType())    # no zero, no subnormals
+    jit = Jitted(mod)
+    for dt, npt, name in cases:
+        codes = np.arange(1 << dt.nbits, dtype=np.uint8)
+        got = jit(name, codes, npt)
+        with np.errstate(over="raise"):
+            want = dt.decode(codes).astype(npt)
+        assert np.array_equal(want.astype(np.float64), dt.decode(codes), equal_nan=True)
+        nan = np.isnan(want)
+        assert np.array_equal(np.isnan(got), nan), (dt, npt)
+        ui = np.uint16 if npt == np.float16 else np.uint32
+        assert np.array_equal(got[~nan].view(ui), want[~nan].view(ui)), (dt, npt)
+
+
+#: (source, destination, most PTX instructions per element): what LLVM 22 emits for sm_90 (measured, per
+#: element, counting the extraction of the code from the packed word; loads, stores, moves and 64-bit
+#: address arithmetic not counted). Before the branch-free decoding: ints 2 (bfe + the quarter-rate
+#: cvt.rn.f32.s32/u32), e2m1 12.9, e3m2 13, e4m3 16.8, e5m2 18.8 (with cvt, setp and selp).
+_SHORT_DECODES = [
+    ("int4", "float32", 3.0),         # bfe, xor, add.rn.f32
+    ("uint4", "float32", 3.0),        # bfe, or, add.rn.f32
+    ("int3", "float32", 3.0),
+    ("uint8", "float32", 3.0),
+    ("int8", "float32", 3.0),
+    ("float4_e2m1", "float32", 3.75),  # shl, shr.s32, and, mul.rn.f32 (3 for the top nibble)
+    ("float6_e3m2", "float32", 3.8),
+    ("float6_e2m3", "float32", 3.8),
+    ("float8_e4m3", "float32", 6.75),  # the same 4, and NaN: and, setp, selp
+    ("float8_e5m2", "float32", 2.75),  # the top byte of a float16: shl.b16, cvt.f32.f16
+    ("int4", "float16", 4.0),          # shr, and, xor, add.rn.f16 (16-bit ops)
+    ("float4_e2m1", "float16", 4.375),
+]
+_ADDRESS_OPS = ("ld.", "st.", "mov.", "ret", "cvta", "mul.wide", "add.s64", "shl.b64", "mad.wide", "cvt.u64")
+
+
+def _decode_kernel(mod, name, src, dst) -> int:
+    """``name(in, out)``: thread t loads the 32-bit word in[t], decodes the 32 // bits codes packed in it
+    (LSB first) with :func:`convert.cast` and stores them; returns the number of codes."""
+    T = importlib.import_module("vmlang.backends.ptx.toolchain")
+    gptr = ir.PointerType(addrspace=1)
+    tid_fn = mod.globals.get("llvm.nvvm.read.ptx.sreg.tid.x") or ir.Function(
+        mod, ir.FunctionType(I32, []), name="llvm.nvvm.read.ptx.sreg.tid.x")
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [gptr, gptr]), name=name)
+    T.mark_kernel(fn, max_threads=128)
+    pin, pout = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    t = b.zext(b.call(tid_fn, []), I64)
+    n = src.nbits
+    k_codes = 32 // n
+    w = b.load(b.gep(pin, [t], source_etype=I32), typ=I32)
+    for k in range(k_codes):
+        code = b.and_(b.lshr(w, ir.Constant(I32, k * n)), ir.Constant(I32, (1 << n) - 1))
+        y = C.cast(b, src, dst, b.trunc(code, C.repr_type(src)))
+        off = b.add(b.mul(t, ir.Constant(I64, k_codes)), ir.Constant(I64, k))
+        b.store(y, b.gep(pout, [off], source_etype=C.repr_type(dst)))
+    b.ret_void()
+    return k_codes
+
+
+def _entry_instructions(ptx: str, name: str) -> list[str]:
+    m = re.search(r"\.entry " + re.escape(name) + r"\(.*?\n\{\n(.*?)\n\}", ptx, re.S)
+    assert m, name
+    lines = (s.strip() for s in m.group(1).splitlines())
+    return [s for s in lines if s and not s.startswith((".", "//", "$", "{", "}"))]
+
+
+def test_decoding_is_short_and_branch_free_in_ptx():
+    """Decoding packed int/uint/small-float codes to float32 (and float16), as a GEMV's inner loop does,
+    emits for sm_90: no int -> float conversion (cvt.rn.f32.s32/u32 run at a quarter of the rate), no
+    branch, no .ftz (the float decoding needs float32 subnormals), a setp/selp only for formats with NaN
+    codes (e4m3: one per element), and at most the instructions per element of ``_SHORT_DECODES``."""
+    T = importlib.import_module("vmlang.backends.ptx.toolchain")
+    if not T.nvptx_available():
+        pytest.skip("this llvmlite has no NVPTX target")
+    mod = ir.Module(name="decode")
+    kernels = []
+    for i, (src, dst, most) in enumerate(_SHORT_DECODES):
+        name = f"dec_{i}"
+        kernels.append((name, D.dtype(src), D.dtype(dst), most, _decode_kernel(mod, name, D.dtype(src), D.dtype(dst))))
+    ptx = T.to_ptx(mod, arch="sm_90", opt=3)
+    for name, src, dst, most, k_codes in kernels:
+        ins = _entry_instructions(ptx, name)
+        ops = [s.split()[0] for s in ins]
+        what = f"{src} -> {dst}:\n  " + "\n  ".join(ins)
+        assert not any(op.startswith(("cvt.rn.f32.s", "cvt.rn.f32.u", "cvt.rn.f16.s", "cvt.rn.f16.u",
+                                      "cvt.rn.f16.f32", "bra", "call")) for op in ops), what
+        assert not any(".ftz" in op for op in ops), what
+        selects = sum(op.startswith(("selp", "setp")) for op in ops)
+        specials = src.is_float and src.has_nan and not (src.exp == 5 and dst == D.float32)
+        assert selects == (2 * k_codes if specials else 0), what
+        work = [op for op in ops if not op.startswith(_ADDRESS_OPS)]
+        assert len(work) / k_codes <= most, f"{len(work) / k_codes} instructions per element\n{what}"
+    if T.ptxas_available():
+        T.ptxas_check(ptx, "sm_90")
