@@ -45,6 +45,10 @@ def slot_owners(lay) -> list[bool]:
 @lower(N.Load)
 def _load(lw, i):
     src = lw.get(i.src)
+    if isinstance(src, GlobalArg) and i.out.is_tile and i.out.type.space == "shared":
+        from .async_copy import try_async_load
+        if try_async_load(lw, i, src):       # cp.async global -> shared (else: registers, then shared)
+            return
     if not isinstance(src, GlobalArg):
         from .exchange import load_from_tile
         load_from_tile(lw, i)

@@ -1,0 +1,162 @@
+"""Global -> shared tile loads with ``cp.async`` (sm_80+), from the vectorize pass's plan.
+
+``try_async_load(lw, i, src)`` returns False (the caller then loads into registers and writes shared
+memory) unless all of this holds, checked at compile time:
+
+* the load has a :class:`vmlang.passes.vectorize.VectorPlan` of 128, 64 or 32 bits per access (the plan
+  proved each chunk contiguous and aligned in global memory, for the default layout of the copying
+  threads); elements are 8, 16 or 32 bits (bf16 is staged as its 16-bit code, ``ebytes = 2``);
+* the fill is absent or +0 (a masked-off chunk is zero-filled by ``src-size = 0``);
+* every chunk is also contiguous and aligned in **shared** memory, through the tile's memory layout and
+  swizzle (:func:`chunk_ok`, on the layout tables).
+
+Emitted code: a barrier (earlier readers of the tile, e.g. the previous loop iteration, are done), per
+chunk ``@p cp.async.cg.shared.global [dst], [src], 16, n`` (``.ca`` and 8 / 4 bytes for narrower plans)
+with ``n = 16`` inside the shape and ``n = 0`` outside (zero fill, nothing read), then
+``cp.async.commit_group; cp.async.wait_group 0;`` and a barrier.
+
+Worked example: ``at = load(a[m0 : +64, k0 : +32])`` (f16, ``Sw<2,4,3> o (64,32):(32,1)``), 128 threads,
+default layout 8 halves per chunk, 2 chunks per thread: thread 0 copies a[m0, k0 .. k0+7] to bytes
+0..15 and a[m0+32, k0 .. k0+7] to bytes 2048..2063 (row 32 = byte 2048, whose swizzle bits 7..8 are 0);
+thread 4 copies a[m0+1, k0 .. k0+7]: row 1 starts at byte 64, bits 7..8 of 64 are 0, so no XOR: bytes
+64..79. Thread 8 (row 2, byte 128) lands at 128 ^ (1 << 4) = 144.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+
+from vmlang.ir.layout import TVLayout
+
+from . import memory as M
+from .core import GPTR, I1, I32, I64, SharedTile, const_i32
+
+
+def _plan_of(lw, i):
+    try:
+        from vmlang.passes.vectorize import VectorPlan
+    except ImportError:          # pragma: no cover
+        return None
+    p = lw.facts.get(i) if hasattr(lw.facts, "get") else None
+    return p if isinstance(p, VectorPlan) else None
+
+
+def _zero_fill(lw, i) -> bool:
+    if i.fill is None:
+        return True
+    v = lw.consts.get(i.fill.id)
+    if v is None:
+        return False
+    try:
+        return float(v) == 0.0 and math.copysign(1.0, float(v)) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _byte_table(layout, ebytes: int, n: int) -> np.ndarray | None:
+    """Byte offset (swizzle included) of every tile element, by colex index, as shared_offset computes."""
+    f = getattr(layout, "layout", layout)
+    try:
+        elem = np.asarray(f.table(), dtype=np.int64)
+    except Exception:
+        return None
+    if elem.size < n:
+        return None
+    byte = elem[:n] * ebytes
+    sw = getattr(layout, "swizzle", None)
+    if sw is not None and getattr(sw, "bits", 0):
+        byte = sw(byte)
+    return byte
+
+
+def chunk_ok(copy_layout: TVLayout, shape, mem_layout, ebytes: int, per: int, nbytes: int) -> bool:
+    """Whether each run of ``per`` value slots of every thread is ``per`` consecutive elements along the
+    last axis (global contiguity) and ``nbytes`` contiguous, ``nbytes``-aligned bytes in shared memory."""
+    T, V = copy_layout.threads, copy_layout.values
+    if V % per:
+        return False
+    n = int(np.prod(shape))
+    tbl = np.asarray(copy_layout.table(), dtype=np.int64).reshape(T, V // per, per)
+    last_stride = n // shape[-1]                          # colex index step of the last axis
+    first = tbl[:, :, :1]
+    if not np.all(tbl == first + last_stride * np.arange(per)):
+        return False
+    if np.any((first[:, :, 0] // last_stride) % per):     # chunks start at multiples of per along the row
+        return False
+    byte = _byte_table(mem_layout, ebytes, n)
+    if byte is None:
+        return False
+    bt = byte[tbl]
+    return bool(np.all(bt[:, :, 0] % nbytes == 0) and np.all(bt == bt[:, :, :1] + ebytes * np.arange(per)))
+
+
+def _cp_async(lw, pred, dst_off, src_ptr, nbytes: int, src_size):
+    b = lw.b
+    dst = b.ptrtoint(lw.shared_ptr(dst_off), I32)
+    kind = "cg" if nbytes == 16 else "ca"
+    asm = (f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p cp.async.{kind}.shared.global [$1], [$2], {nbytes}, $3; }}")
+    fn = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [I32, I32, GPTR, I32]), asm, "r,r,l,r,~{memory}",
+                      side_effect=True)
+    b.call(fn, [b.zext(pred, I32), dst, src_ptr, src_size])
+
+
+def _wait_all(lw):
+    asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "cp.async.commit_group; cp.async.wait_group 0;",
+                       "~{memory}", side_effect=True)
+    lw.b.call(asm, [])
+
+
+def try_async_load(lw, i, src) -> bool:
+    """Copy a global tile into a new shared tile with cp.async; False where that does not apply."""
+    if not i.out.is_tile or i.out.type.space != "shared":
+        return False
+    dt = i.out.dtype
+    if dt.nbits not in (8, 16, 32):          # whole bytes (bool is 1 bit); bf16 staged as its 16-bit code
+        return False
+    plan = _plan_of(lw, i)
+    if plan is None or plan.bits_per_access not in (128, 64, 32) or not _zero_fill(lw, i):
+        return False
+    mem = i.out.type.layout
+    if mem is None or hasattr(mem, "threads"):
+        return False
+    eb = dt.nbits // 8
+    nbytes = plan.bits_per_access // 8
+    per = nbytes // eb
+    shape = tuple(i.out.shape)
+    lay = lw.default_layout(i.out)
+    if plan.accesses_per_thread * per != lay.values:
+        return False
+    if not chunk_ok(lay, shape, mem, eb, per, nbytes):
+        return False
+    f = getattr(mem, "layout", mem)
+    size = max(int(f.cosize) if hasattr(f, "cosize") else 0, int(np.prod(shape)))
+    st = SharedTile(lw.alloc_shared(size * eb + eb), mem, dt, shape, eb)
+    if st.offset % 16:
+        return False      # pragma: no cover (alloc_shared aligns to 16)
+
+    from .exchange import shared_offset
+    from .rules_memory import positions
+    b = lw.b
+    _, valid, primary = lw.thread_part(lay)
+    go = b.and_(valid, primary)
+    coords = lw.coords(lay, shape)
+    lw.barrier()                         # earlier readers of shared memory (previous iteration) are done
+    for j in range(lay.values // per):
+        c = coords[j * per]
+        pos = positions(lw, i.index, c)
+        ok = M.in_bounds(lw, src, pos) if i.masked else ir.Constant(I1, 1)
+        row = M.row_offset(lw, src, pos)
+        off = b.mul(b.add(row, b.sext(pos[-1], I64)), ir.Constant(I64, eb))
+        off = b.select(ok, off, ir.Constant(I64, 0))          # masked-off chunks read nothing
+        ptr = M.byte_ptr(lw, src.ptr, off)
+        size_ = b.select(ok, const_i32(nbytes), const_i32(0))
+        _cp_async(lw, go, shared_offset(lw, st, c), ptr, nbytes, size_)
+    _wait_all(lw)
+    lw.barrier()
+    lw.set(i.out, st)
+    return True
+
+
+__all__ = ["try_async_load", "chunk_ok"]
