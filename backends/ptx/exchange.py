@@ -14,9 +14,9 @@ from llvmlite import ir
 
 from vmlang.ir import dtypes as D
 from vmlang.ir import nodes as N
-from vmlang.ir.types import BOOL
 
 from . import convert as C
+from . import remap as R
 from .core import (F32, GPTR, I1, I32, I64, SharedTile, Tile, const_i32, elem_bytes, from_code, lower, to_code)
 
 
@@ -179,6 +179,20 @@ def _row_major_colex(shape):
     return Layout(tuple(shape), strides)
 
 
+def free(lw, i, x_val: N.Value, src_of) -> bool:
+    """Bind ``i.out`` without moving data when each thread holds the source elements of its result slots
+    (:func:`.remap.free_slots`); False when it does not (the caller goes through shared memory)."""
+    x = lw.get(x_val)
+    if not isinstance(x, Tile):
+        return False
+    lay = lw.layout_of(i.out)
+    slots = R.free_slots(x.layout, lay, src_of)
+    if slots is None:
+        return False
+    lw.set(i.out, Tile([x.slots[v] for v in slots], lay, i.out.dtype))
+    return True
+
+
 # ----------------------------------------------------------------------------------- rules
 @lower(N.ConvertLayout)
 def _convert_layout(lw, i):
@@ -196,6 +210,8 @@ def _convert_layout(lw, i):
     if isinstance(x, Tile) and str(x.layout) == str(lw.layout_of(i.out)):
         lw.set(i.out, Tile(list(x.slots), x.layout, i.out.dtype))
         return
+    if free(lw, i, i.x, R.identity_map(i.out.shape)):
+        return
     lw.set(i.out, gather(lw, i.out, scratch_of(lw, i.x), lambda c: c))
 
 
@@ -206,6 +222,8 @@ def _broadcast(lw, i):
         lw.set(i.out, Tile([lw.get(i.x)] * lay.values, lay, i.out.dtype))
         return
     xs = i.x.shape
+    if free(lw, i, i.x, R.broadcast_map(xs, i.out.shape)):
+        return
     lw.set(i.out, gather(lw, i.out, scratch_of(lw, i.x),
                          lambda c: [const_i32(0) if s == 1 else x for x, s in zip(c, xs)]))
 
@@ -213,6 +231,8 @@ def _broadcast(lw, i):
 @lower(N.ExpandDims)
 def _expand_dims(lw, i):
     a = i.axis
+    if free(lw, i, i.x, R.expand_dims_map(i.x.shape, i.out.shape, a)):
+        return
     lw.set(i.out, gather(lw, i.out, scratch_of(lw, i.x), lambda c: c[:a] + c[a + 1:]))
 
 
@@ -231,6 +251,8 @@ def _row_major_coords(b, coords, from_shape, to_shape):
 @lower(N.Reshape)
 def _reshape(lw, i):
     b = lw.b
+    if free(lw, i, i.x, R.reshape_map(i.x.shape, i.out.shape)):
+        return
     lw.set(i.out, gather(lw, i.out, scratch_of(lw, i.x),
                          lambda c: _row_major_coords(b, c, i.out.shape, i.x.shape)))
 
@@ -238,6 +260,8 @@ def _reshape(lw, i):
 @lower(N.Permute)
 def _permute(lw, i):
     perm = i.perm
+    if free(lw, i, i.x, R.permute_map(i.x.shape, i.out.shape, perm)):
+        return
 
     def src(c):
         s = [None] * len(perm)
@@ -245,51 +269,6 @@ def _permute(lw, i):
             s[p] = c[k]
         return s
     lw.set(i.out, gather(lw, i.out, scratch_of(lw, i.x), src))
-
-
-def _combine(lw, cls, dt, acc, x):
-    b = lw.b
-    if dt.is_float:
-        if cls is N.Sum:
-            return b.fadd(acc, x)
-        name = "llvm.maxnum.f32" if cls is N.ReduceMax else "llvm.minnum.f32"
-        return b.call(lw.intrinsic(name, ir.FunctionType(F32, [F32, F32])), [acc, x])
-    if dt == BOOL:
-        return b.or_(acc, x) if cls in (N.Sum, N.ReduceMax) else b.and_(acc, x)
-    if cls is N.Sum:
-        return b.add(acc, x)
-    lt = b.icmp_signed("<", x, acc) if dt.is_signed else b.icmp_unsigned("<", x, acc)
-    return b.select(lt, x, acc) if cls is N.ReduceMin else b.select(lt, acc, x)
-
-
-@lower(N.Sum, N.ReduceMax, N.ReduceMin)
-def _reduce(lw, i):
-    """Each result element is combined by the threads holding it, in order along the axis, from the
-    scratch copy (f16/bf16 sums accumulate in f32 and round once)."""
-    b = lw.b
-    dt = i.x.dtype
-    cls = type(i)
-    src = scratch_of(lw, i.x)
-    ax = i.axis
-    n = i.x.shape[ax]
-
-    def one(c):
-        def elem(r):
-            x = src.at(c[:ax] + [const_i32(r)] + c[ax:])
-            return b.fpext(x, F32) if dt == D.float16 else x
-        acc = elem(0)
-        for r in range(1, n):
-            acc = _combine(lw, cls, D.float32 if dt == D.float16 else dt, acc, elem(r))
-        if dt == D.float16:
-            return b.fptrunc(acc, ir.HalfType())
-        if dt == D.bfloat16 and cls is N.Sum:
-            return C.from_f32(b, D.bfloat16, acc, False)
-        return acc
-    if i.out.is_scalar:
-        lw.set(i.out, one([]))
-        return
-    lay = lw.layout_of(i.out)
-    lw.set(i.out, Tile([one(c) for c in lw.coords(lay, i.out.shape)], lay, i.out.dtype))
 
 
 @lower(N.View)

@@ -17,6 +17,10 @@ from .core import Lowerer, _symbol, signature
 
 PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
 
+#: tensor bases are this many bytes aligned (``CompileOptions``' ``base_align_bytes`` default, which the
+#: vectorize pass relies on); the launcher copies a tensor whose storage starts elsewhere
+BASE_ALIGN = 16
+
 
 def is_packed(dt) -> bool:
     return dt.nbits < 8
@@ -71,6 +75,12 @@ class CompiledKernel:
                 # sub-byte stores merge 32-bit words past the end too: always an aligned buffer with slack
                 al = word_aligned_copy(t)
                 fixups.append((al, t))
+                t = al
+            elif t.numel() and t.data_ptr() % BASE_ALIGN:
+                # the vectorize pass assumes 16-byte aligned bases (a view at an odd offset is copied)
+                al = t.clone()
+                if p.id in self.written:
+                    fixups.append((al, t))
                 t = al
             tensors.append(t)
             shape = arg.shape

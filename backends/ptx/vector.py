@@ -1,14 +1,182 @@
 """Vectorised global accesses from the vectorize pass's plans (``ld.global.v4.b32`` and friends).
 
-``vector_load`` / ``vector_store`` return None / False when the instruction has no vector plan; the
-caller then accesses element by element.
+A :class:`~vmlang.passes.vectorize.VectorPlan` of ``w`` bits (128, 64, 32 or 16) for a tile access
+promises that each thread's **register bits** (value ``v`` of a ``b``-bit dtype is register bits
+``[v*b, (v+1)*b)``) fall into chunks of ``w`` consecutive bits, each contiguous in memory, in
+ascending order, at a ``w``-bit aligned address, and that a masked chunk lies wholly inside or
+wholly outside the declared shape. So chunk ``k`` is one ``ld.global`` of ``w`` bits at the bit
+address of register bit ``k*w``, and value ``v`` is then bits ``[v*b, v*b + b)`` of the
+concatenated words -- a shift and a mask, straddling two 32-bit words at most.
+
+Worked example: int3 ``[16, 128]`` with 16 threads x 128 values (one row each). A thread holds
+384 register bits = 3 chunks of 128 bits (``ld.global.v4.b32`` x 3, 12 words). Value 10 is bits
+30..32: bits 30..31 of word 0 and bit 0 of word 1, ``(w0 >> 30) | (w1 << 2) & 7``. Chunk 1 starts
+at register bit 128 = bit 2 of value 42, so its address is the bit address of element 42 plus 2
+(a multiple of 128 when the row pitch and the slice start are -- the plan checked both).
+
+``vector_load`` / ``vector_store`` return None / False when the instruction has no such plan (an
+8-bit plan is no better than the element path, which reads the same bytes); the caller then accesses
+element by element.
 """
 from __future__ import annotations
 
+from llvmlite import ir
+
+from . import memory as M
+from .core import I1, I16, I32, I64, const_i32
+
+#: widths handled here: one ld/st of a .v4.b32, .v2.b32, .b32 or .u16
+VECTOR_WIDTHS = (128, 64, 32, 16)
+
+
+def plan_of(lw, i):
+    """The VectorPlan of instruction ``i`` (None without one or when it is not worth vectorizing)."""
+    from vmlang.passes.vectorize import VectorPlan
+    try:
+        plan = lw.facts.get(i)
+    except TypeError:           # an unhashable instruction: no plan
+        return None
+    if not isinstance(plan, VectorPlan) or plan.bits_per_access not in VECTOR_WIDTHS:
+        return None
+    return plan
+
+
+def _slot_coords(lw, lay, shape, slot: int) -> list:
+    """Tile coordinates (i32) of value slot ``slot`` of this thread."""
+    from .core import _colex
+    idx, _, _ = lw.thread_part(lay)
+    vp = int(lay.value_layout(slot))
+    lin = lw.b.add(idx, const_i32(vp)) if vp else idx
+    strides = _colex(shape)
+    return [lw._digit(lin, strides[a], shape[a]) for a in range(len(shape))]
+
+
+def _bit_address(lw, g, pos: list, bits: int) -> ir.Value:
+    """Bit address (i64) of element ``pos`` of global tensor ``g`` from its base."""
+    b = lw.b
+    row = M.row_offset(lw, g, pos)
+    last = b.sext(pos[-1], I64)
+    if bits % 8 == 0:
+        return b.mul(b.add(row, last), ir.Constant(I64, bits))
+    return b.add(b.mul(row, ir.Constant(I64, 8)), b.mul(last, ir.Constant(I64, bits)))
+
+
+def _chunks(lw, i, g, lay, shape, plan, bits: int):
+    """Per chunk ``k``: (byte pointer, predicate) -- the address of register bit ``k * w``."""
+    from .rules_memory import positions
+    b = lw.b
+    w = plan.bits_per_access
+    _, valid, _ = lw.thread_part(lay)
+    out = []
+    for k in range(plan.accesses_per_thread):
+        r0 = k * w
+        slot, within = divmod(r0, bits)
+        pos = positions(lw, i.index, _slot_coords(lw, lay, shape, slot))
+        bit = _bit_address(lw, g, pos, bits)
+        if within:
+            bit = b.add(bit, ir.Constant(I64, within))
+        ptr = M.byte_ptr(lw, g.ptr, b.lshr(bit, ir.Constant(I64, 3)))
+        ok = b.and_(valid, M.in_bounds(lw, g, pos)) if plan.masked else valid
+        out.append((ptr, ok))
+    return out
+
 
 def vector_load(lw, i, src, lay):
-    return None
+    """``(codes, oks)`` per value slot (codes: i32 holding the low ``b`` bits), or None."""
+    plan = plan_of(lw, i)
+    dt = i.out.dtype
+    bits = dt.nbits
+    if plan is None or lay.values * bits != plan.bits_per_access * plan.accesses_per_thread:
+        return None
+    b = lw.b
+    w = plan.bits_per_access
+    words, preds = [], []
+    for ptr, ok in _chunks(lw, i, src, lay, i.out.shape, plan, bits):
+        if w == 128:
+            ws = M.load_global_vec(lw, ptr, ok, 4)
+        elif w == 64:
+            ws = M.load_global_vec(lw, ptr, ok, 2)
+        else:
+            ws = [M.load_global(lw, ptr, ok, w)]
+        words += ws
+        preds.append(ok)
+    codes, oks = [], []
+    mask = (1 << bits) - 1
+    for v in range(lay.values):
+        r = v * bits
+        if w == 16:             # one 16-bit word per chunk (zero-extended into an i32)
+            j, sh = divmod(r, 16)
+            x = words[j]
+            if sh + bits > 16:
+                x = b.or_(x, b.shl(words[j + 1], const_i32(16)))
+        else:
+            j, sh = divmod(r, 32)
+            x = words[j]
+            if sh + bits > 32:
+                hi = b.shl(words[j + 1], const_i32(32 - sh))
+                x = b.or_(b.lshr(x, const_i32(sh)), hi)
+                sh = 0
+        if sh:
+            x = b.lshr(x, const_i32(sh))
+        if bits < 32:
+            x = b.and_(x, const_i32(mask))
+        codes.append(x)
+        oks.append(preds[r // w])
+    return codes, oks
 
 
 def vector_store(lw, i, dst, tile) -> bool:
-    return False
+    """Store a register tile with the plan's vector width: every thread that is the first holder of its
+    values writes whole chunks (a chunk of a replicated holder is written by the primary one only)."""
+    from .core import to_code
+    from .rules_memory import slot_owners
+    plan = plan_of(lw, i)
+    dt = i.dst.dtype
+    bits = dt.nbits
+    lay = tile.layout
+    if plan is None or lay.values * bits != plan.bits_per_access * plan.accesses_per_thread:
+        return False
+    if not all(slot_owners(lay)):        # a thread holding an element twice: not a plain stream
+        return False
+    b = lw.b
+    w = plan.bits_per_access
+    # pack the register bit stream into 32-bit words (16-bit for w == 16)
+    unit = 16 if w == 16 else 32
+    total = lay.values * bits
+    nwords = total // unit
+    words = [const_i32(0)] * nwords
+    for v, x in enumerate(tile.slots):
+        c = b.and_(to_code(b, dt, x), const_i32((1 << bits) - 1)) if bits < 32 else to_code(b, dt, x)
+        r = v * bits
+        j, sh = divmod(r, unit)
+        words[j] = b.or_(words[j], b.shl(c, const_i32(sh)) if sh else c)
+        if sh + bits > unit:
+            words[j + 1] = b.or_(words[j + 1], b.lshr(c, const_i32(unit - sh)))
+    if unit == 16:
+        words = [b.and_(x, const_i32(0xFFFF)) for x in words]
+    _, _, primary = lw.thread_part(lay)
+    per = w // unit
+    for k, (ptr, ok) in enumerate(_chunks(lw, i, dst, lay, i.value.shape, plan, bits)):
+        ok = b.and_(ok, primary)
+        chunk = words[k * per:(k + 1) * per]
+        if w in (128, 64):
+            store_global_vec(lw, ptr, ok, chunk)
+        else:
+            M.store_global(lw, ptr, ok, chunk[0], w)
+    return True
+
+
+def store_global_vec(lw, ptr, pred, words: list):
+    """``@p st.global.v{n}.b32 [ptr], {words}`` (n = 2 or 4)."""
+    b = lw.b
+    n = len(words)
+    regs = ",".join(f"${k + 2}" for k in range(n))
+    asm = f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p st.global.v{n}.b32 [$1], {{{regs}}}; }}"
+    from .core import GPTR
+    fn = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [I32, GPTR] + [I32] * n), asm,
+                      "r,l," + ",".join(["r"] * n), side_effect=True)
+    p = b.zext(pred, I32) if pred.type == I1 else pred
+    b.call(fn, [p, ptr] + list(words))
+
+
+__all__ = ["vector_load", "vector_store", "plan_of", "store_global_vec", "I16"]

@@ -61,7 +61,7 @@ def test_gemv_w4a16_without_facts_reads_bytes():
 
 def test_runtime_specialisation_gives_64_bit_int4_loads():
     k = vm.load(EX / "gemv_w4a16.vm")
-    ir = k._lower(dict(k.ir().consts), ("N", "K"))          # what a call with N, K % 16 == 0 compiles
+    ir = k._lower(dict(k.ir().consts), (("N", 16), ("K", 16)))   # what a call with N, K % 16 == 0 compiles
     pl = plans(pipeline(ir))
     assert (pl["w"].bits_per_access, pl["w"].accesses_per_thread) == (64, 8)
     assert "only known to be a multiple of 64 bits (N % 16 == 0 assumed)" in pl["w"].reason

@@ -40,7 +40,8 @@ def _explain(args) -> int:
             from vmlang.ir.printer import print_kernel
             from vmlang.passes import pipeline
             base = k.ir(**k.resolve_consts(dict(consts), (), {}))
-            facts = tuple(n for n, ok in k.divisibility(base, _Sizes(sizes)).items() if ok)
+            from vmlang.runtime.kernel import assumed_facts
+            facts = assumed_facts(k.divisibility(base, _Sizes(sizes)))
             print()
             print(print_kernel(pipeline(k._lower(dict(base.consts), facts)).kernel), end="")
     except VMError as e:

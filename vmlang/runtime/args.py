@@ -409,11 +409,12 @@ def scalar_bits(dt, value) -> int:
 
 
 def word_aligned_copy(t):
-    """A copy of the uint8 torch tensor ``t`` at a 4-byte aligned address with 8 zero bytes of slack after
-    it: sub-byte stores of the compiled backends merge 32-bit words. Copy it back after the launch."""
+    """A copy of the uint8 torch tensor ``t`` at a 16-byte aligned address with 8 zero bytes of slack after
+    it: sub-byte stores of the compiled backends merge 32-bit words, and vector stores need the 16-byte
+    aligned base the vectorize pass assumes. Copy it back after the launch."""
     import torch
-    buf = torch.zeros(t.numel() + 8, dtype=torch.uint8, device=t.device)
-    off = (-buf.data_ptr()) % 4
+    buf = torch.zeros(t.numel() + 24, dtype=torch.uint8, device=t.device)
+    off = (-buf.data_ptr()) % 16
     al = buf[off:off + t.numel()].view(t.shape)
     al.copy_(t)
     return al

@@ -9,7 +9,7 @@ Launch form (one, for both front ends)::
 
 **Specialisation.** A call compiles the kernel once per (backend, compile-time values — dtype parameters
 included —, which sizes are divisible by 16, device); other sizes of the same class reuse it. Sizes that
-divide by 16 become ``assume(n % 16 == 0)`` facts at the top of the kernel, so later passes may drop masks
+divide by 16 become ``assume(n % 16 == 0)`` facts (``% 128`` for those dividing by 128) at the top of the kernel, so later passes may drop masks
 and widen accesses. ``kernel.explain_cache()`` lists every compilation and why it happened.
 
 **Caches.** Compiled kernels are kept in memory per kernel object, and on disk (:mod:`.cache`) under a key
@@ -159,8 +159,8 @@ class Kernel:
         """The kernel's IR for these compile-time values (others take their defaults)."""
         return self._lower(consts, ())
 
-    def _lower(self, consts: dict, facts: tuple[str, ...]) -> N.Kernel:
-        """The IR with ``assume(n % 16 == 0)`` for each name in ``facts`` (cached)."""
+    def _lower(self, consts: dict, facts: tuple[tuple[str, int], ...]) -> N.Kernel:
+        """The IR with ``assume(n % d == 0)`` for each ``(n, d)`` in ``facts`` (cached)."""
         from vmlang.lang.lower import lower_kernel
         def key_of(values):
             return tuple(sorted((k, _const_text(v)) for k, v in values)), tuple(facts)
@@ -178,12 +178,15 @@ class Kernel:
         return self._ir[key]
 
     @staticmethod
-    def divisibility(kernel: N.Kernel, binding: Binding) -> dict[str, bool]:
-        """For each size symbol and integer scalar parameter: is its value divisible by 16?"""
+    def divisibility(kernel: N.Kernel, binding: Binding) -> dict[str, int]:
+        """For each size symbol and integer scalar parameter: the largest of ``DIVISORS`` (128, 16)
+        dividing its value, else 1. 16 lets 16-bit-and-wider rows load 128 bits; 128 does the same for
+        the packed sub-byte rows (128 int3 codes are 48 bytes)."""
         names = [s for s, _, _ in kernel.symbols]
         names += [p.name for p in kernel.params if not isinstance(p.type, GlobalType) and p.dtype.is_int
                   and p.dtype != D.uint1]
-        return {n: binding.sizes[n] % 16 == 0 for n in names if n in binding.sizes}
+        return {n: next((d for d in DIVISORS if binding.sizes[n] % d == 0), 1)
+                for n in names if n in binding.sizes}
 
     # ------------------------------------------------------------------------------ compiling
     def spec(self, consts: dict, div: dict, opts: CompileOptions, dev: dict) -> dict:
@@ -205,7 +208,7 @@ class Kernel:
             return hit
         reason = self._reason(spec)
         t0 = time.perf_counter()
-        ir = self._lower(consts, tuple(n for n, ok in div.items() if ok))
+        ir = self._lower(consts, assumed_facts(div))
         be = get_backend(opts.backend)
         compiled, outcome, path = None, "compiled", None
         cache = DiskCache(opts.resolved_cache_dir()) if opts.disk_cache else None
@@ -245,11 +248,16 @@ class Kernel:
         for k in ("backend", "device"):
             if spec[k] != prev[k]:
                 changes.append(f"{k} {prev[k]} -> {spec[k]}")
-        for group, fmt in (("consts", "{k}: {a} -> {b}"), ("div16", "{k} % 16 == 0: {a} -> {b}"),
-                           ("options", "option {k}: {a} -> {b}")):
+        for group, fmt in (("consts", "{k}: {a} -> {b}"), ("div16", None), ("options", "option {k}: {a} -> {b}")):
             a, b = prev[group], spec[group]
             for k in sorted(set(a) | set(b)):
-                if a.get(k) != b.get(k):
+                if a.get(k) == b.get(k):
+                    continue
+                if fmt is None:          # divisors: say which divisibility changed
+                    x, y = a.get(k, 1), b.get(k, 1)
+                    d = max(x, y)
+                    changes.append(f"{k} % {d} == 0: {x >= d} -> {y >= d}")
+                else:
                     changes.append(fmt.format(k=k, a=a.get(k, "-"), b=b.get(k, "-")))
         return "; ".join(changes) or "same specialisation as an earlier one (evicted)"
 
@@ -271,10 +279,10 @@ class Kernel:
             div = self.divisibility(base, bind_args(base, args, params_kw))
         else:
             div = self.divisibility(base, types.SimpleNamespace(sizes=dict(sizes or {})))
-        facts = tuple(n for n, ok in div.items() if ok)
-        report = format_report(pipeline(self._lower(dict(base.consts), facts)))
+        report = format_report(pipeline(self._lower(dict(base.consts), assumed_facts(div))))
         if div:
-            report += "\nspecialised on: " + ", ".join(f"{n} % 16 {'==' if ok else '!='} 0" for n, ok in div.items())
+            report += "\nspecialised on: " + ", ".join(f"{n} % {d} == 0" if d > 1 else f"{n} % 16 != 0"
+                                                         for n, d in div.items())
         return report
 
     def explain_cache(self) -> str:
@@ -283,7 +291,7 @@ class Kernel:
         for n, e in enumerate(self.events, 1):
             s = e.spec
             consts = ", ".join(f"{k}={v}" for k, v in s["consts"].items()) or "-"
-            div = ", ".join(f"{k}{'' if ok else ' not'} % 16" for k, ok in s["div16"].items()) or "-"
+            div = ", ".join(f"{k} % {d}" if d > 1 else f"{k} not % 16" for k, d in s["div16"].items()) or "-"
             lines.append(f"  #{n} {e.outcome} in {e.seconds * 1e3:.1f} ms because {e.reason}: backend "
                          f"{s['backend']} on {s['device']}; constants {consts}; divisibility {div}"
                          + (f"; cache {e.path}" if e.path else ""))
@@ -295,13 +303,22 @@ def _version() -> str:
     return __version__
 
 
-def _with_facts(ak: A.Kernel, names) -> A.Kernel:
-    """The AST with ``assume(n % 16 == 0);`` prepended for each name."""
+#: the divisors the runtime specialises sizes on, largest first
+DIVISORS = (128, 16)
+
+
+def assumed_facts(div: dict) -> tuple:
+    """``(name, divisor)`` for each size known to divide by more than 1."""
+    return tuple((n, d) for n, d in div.items() if d > 1)
+
+
+def _with_facts(ak: A.Kernel, facts) -> A.Kernel:
+    """The AST with ``assume(n % d == 0);`` prepended for each ``(n, d)``."""
     loc = ak.loc
     stmts = tuple(
-        A.ExprStmt(A.Call("assume", (A.BinOp("==", A.BinOp("%", A.Name(n, loc=loc), A.Int(16, loc=loc), loc=loc),
+        A.ExprStmt(A.Call("assume", (A.BinOp("==", A.BinOp("%", A.Name(n, loc=loc), A.Int(d, loc=loc), loc=loc),
                                              A.Int(0, loc=loc), loc=loc),), loc=loc), loc=loc)
-        for n in names)
+        for n, d in facts)
     return A.Kernel(ak.name, ak.consts, ak.params, ak.grid, ak.warps, stmts + ak.body, loc=loc)
 
 
