@@ -21,7 +21,7 @@ measured in the same run, and:
     rel.err = ||y - ref|| / ||ref|| over the first 256 output columns, ref = x @ dequantize(qw).T in float64
 
 Usage (on the GPU machine):  python bench/qmatmul.py [--shapes 4096x4096,...] [--ms 1,16,128]
-[--formats int4,nf4] [--out bench/RESULTS.md] [--backend triton]. ``--smoke`` runs tiny shapes (also on a
+[--formats int4,nf4] [--out bench/RESULTS.md] [--backend triton,ptx]. ``--smoke`` runs tiny shapes (also on a
 CPU, timed by the wall clock) to check the script itself.
 """
 from __future__ import annotations
@@ -246,14 +246,17 @@ def run(args) -> list[dict]:
                 wbytes = nbytes_of(one.codes) + nbytes_of(one.scales) + nbytes_of(one.zeros)
                 copies = [one] + [random_weight(fmt, N, K, device, gen)
                                   for _ in range(rotation(args, wbytes) - 1)]
-                try:
-                    t = timer([lambda q=q: qmatmul(x, q, backend=args.backend) for q in copies], warmup=args.warmup, iters=args.iters)
-                    y = qmatmul(x, one, backend=args.backend)[:, :REF_ROWS].double().cpu().numpy()
-                    ref = x64 @ head_rows(one, REF_ROWS).dequantize().astype(np.float64).T
-                    rows.append(dict(N=N, K=K, M=M, impl=f"vmlang {fmt}", us=t, bytes=wbytes + io, err=rel_err(y, ref)))
-                except Exception as e:  # noqa: BLE001 - a failing format is reported, the run goes on
-                    rows.append(dict(N=N, K=K, M=M, impl=f"vmlang {fmt}", us=float("nan"), bytes=wbytes + io,
-                                     err=float("nan"), note=f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"))
+                for be in args.backends:
+                    name = f"vmlang {fmt}" + (f" ({be})" if be else "")
+                    try:
+                        t = timer([lambda q=q: qmatmul(x, q, backend=be) for q in copies], warmup=args.warmup,
+                                  iters=args.iters)
+                        y = qmatmul(x, one, backend=be)[:, :REF_ROWS].double().cpu().numpy()
+                        ref = x64 @ head_rows(one, REF_ROWS).dequantize().astype(np.float64).T
+                        rows.append(dict(N=N, K=K, M=M, impl=name, us=t, bytes=wbytes + io, err=rel_err(y, ref)))
+                    except Exception as e:  # noqa: BLE001 - a failing format is reported, the run goes on
+                        rows.append(dict(N=N, K=K, M=M, impl=name, us=float("nan"), bytes=wbytes + io,
+                                         err=float("nan"), note=f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"))
                 if fmt == "uint4" and device.startswith("cuda"):
                     ops = [torch_int4(q, device) for q in copies]
                     if isinstance(ops[0], str):
@@ -307,7 +310,8 @@ def main(argv=None):
     p.add_argument("--shapes", default=",".join(f"{n}x{k}" for n, k in SHAPES))
     p.add_argument("--ms", default=",".join(map(str, MS)))
     p.add_argument("--formats", default=",".join(FORMATS))
-    p.add_argument("--backend", default=None)
+    p.add_argument("--backend", default=None, help="vmlang backend(s), comma-separated (e.g. triton,ptx: "
+                                                     "side by side in one run); default: the runtime's default")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", default=None, help="append the table (markdown) to this file")
@@ -320,6 +324,7 @@ def main(argv=None):
     args.shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     args.ms = [int(m) for m in args.ms.split(",")]
     args.formats = [f for f in args.formats.split(",") if f]
+    args.backends = [b for b in (args.backend or "").split(",") if b] or [None]
     t0 = time.time()
     rows, bw = run(args)
     took = time.time() - t0

@@ -136,7 +136,8 @@ class Lowerer:
         self.env: dict[int, object] = {}
         self.consts: dict[int, object] = {}       # value id -> Python constant (for folding)
         self.shared_top = 0                       # bytes of dynamic shared memory in use
-        self.shared_max = 0
+        self.shared_max = 0                       # the peak: what the launch asks for
+        self.persistent_end = 0                   # end of the last region that is never freed
         self._thread_parts: dict = {}
         self.smem = ir.GlobalVariable(self.module, ir.ArrayType(I8, 0), "vm_smem", addrspace=3)
         self.smem.linkage = "external"
@@ -280,10 +281,17 @@ class Lowerer:
         return self.b.urem(q, const_i32(size))
 
     # -- shared memory -----------------------------------------------------------------------
-    def alloc_shared(self, nbytes: int, align: int = 16) -> int:
+    def alloc_shared(self, nbytes: int, align: int = 16, transient: bool = False) -> int:
+        """Byte offset of ``nbytes`` of dynamic shared memory. A **transient** region (scratch that one rule
+        writes and reads) is free again once that rule is done (:meth:`run_block`), so the next rule's
+        scratch reuses it; other regions (shared tiles, values) live to the end of the kernel. Every writer
+        of shared memory synchronises (``bar.sync``) before writing, so a reused region's earlier readers
+        are done."""
         off = (self.shared_top + align - 1) // align * align
         self.shared_top = off + nbytes
         self.shared_max = max(self.shared_max, self.shared_top)
+        if not transient:
+            self.persistent_end = max(self.persistent_end, self.shared_top)
         return off
 
     def shared_ptr(self, byte_offset) -> ir.Value:
@@ -302,6 +310,7 @@ class Lowerer:
             rule = RULES.get(type(ins))
             if rule is None:
                 raise BackendError(f"the ptx backend has no rule for instruction {type(ins).__name__}", ins.loc)
+            mark = self.shared_top
             try:
                 rule(self, ins)
             except BackendError:
@@ -309,6 +318,8 @@ class Lowerer:
             except Exception as e:  # a bug in a rule: name the instruction and where it came from
                 raise BackendError(f"ptx: lowering {type(ins).__name__} failed: {type(e).__name__}: {e}",
                                    ins.loc) from e
+            # the rule's transient scratch is free again; what it allocated for good stays
+            self.shared_top = max(mark, self.persistent_end)
 
     def finish(self) -> ir.Module:
         self.run_block(self.kernel.body)

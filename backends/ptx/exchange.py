@@ -47,7 +47,7 @@ class Scratch:
         self.lw, self.shape, self.dt = lw, tuple(shape), dt
         self.eb = elem_bytes(dt)
         n = _numel(shape)
-        self.off = lw.alloc_shared((n + 1) * self.eb)
+        self.off = lw.alloc_shared((n + 1) * self.eb, transient=True)
         b = lw.b
         lw.barrier()          # earlier readers of this region (previous loop iteration) are done
         idx, valid, _ = lw.thread_part(tile.layout)

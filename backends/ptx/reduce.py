@@ -334,7 +334,7 @@ def _reduce_shuffle(lw, i, x: Tile, plan: ShufflePlan, out_lay):
         M = plan.shared_mask
         eb = _bytes(ty)
         st = I8 if ty == I1 else ir.IntType(8 * eb)
-        off = lw.alloc_shared(len(accs) * T * eb)
+        off = lw.alloc_shared(len(accs) * T * eb, transient=True)
         lw.barrier()                         # earlier readers of this scratch (a previous iteration) are done
         mine = b.add(const_i32(off), b.mul(tid, const_i32(eb)))
         for w, a in enumerate(accs):

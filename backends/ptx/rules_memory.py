@@ -91,11 +91,33 @@ def _load_register(lw, i, src, fill, lay) -> Tile:
             ok = b.and_(valid, M.in_bounds(lw, src, pos)) if i.masked else valid
             codes.append(M.load_element(lw, src, pos, ok, dt.nbits))
             oks.append(ok)
+    # a masked-off access reads code 0 (the guarded load's register is cleared): no select when the fill is
+    # the value of code 0, bit for bit (0 for ints and IEEE-like floats; not for nf4, whose 0.0 is code 7)
+    select = i.masked and not fill_is_code_zero(lw, i, dt)
     slots = []
     for code, ok in zip(codes, oks):
         x = from_code(b, dt, code)
-        slots.append(b.select(ok, x, fill) if i.masked else x)
+        slots.append(b.select(ok, x, fill) if select else x)
     return Tile(slots, lay, dt)
+
+
+def fill_is_code_zero(lw, i, dt) -> bool:
+    """Whether the fill of load ``i`` is the value whose code is 0 (a compile-time fact)."""
+    from .exchange import to_code_const
+    value = 0.0 if i.fill is None else lw.consts.get(i.fill.id)
+    if value is None:
+        return False
+    try:
+        return to_code_const(dt, float(value)) == 0 and (i.fill is None or _same_bits(dt, float(value)))
+    except Exception:  # noqa: BLE001 - a value the dtype cannot hold: keep the select
+        return False
+
+
+def _same_bits(dt, value: float) -> bool:
+    """-0.0 encodes to code 0 in formats without a negative zero only; keep the select for a signed zero
+    fill of a format that has one (its code is not 0)."""
+    import math
+    return not (value == 0.0 and math.copysign(1.0, value) < 0 and dt.is_float)
 
 
 def element_writes(lw, i, value):

@@ -1,0 +1,19 @@
+"""bench/matmul.py runs end to end (``--smoke``: a tiny shape; the NumPy VM on a CPU machine) and reports each
+kernel with a small error against the float64 reference. Timings come from the GPU run in bench/RESULTS.md."""
+import pathlib
+import runpy
+
+import pytest
+
+pytest.importorskip("torch")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_smoke_run_prints_a_row_per_kernel(capsys):
+    bench = runpy.run_path(str(ROOT / "bench" / "matmul.py"))
+    assert bench["main"](["--smoke"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 40x24x40")]
+    assert [ln.split("|")[2].strip().split()[0] for ln in lines] == ["cuBLAS", "vmlang"]
+    for ln in lines:
+        err = float(ln.split("|")[6])
+        assert 0 < err < 2e-3, ln      # f16 output rounding (2**-11 relative) dominates
