@@ -9,8 +9,8 @@ products and the sum in float32 and one final rounding to x's dtype.
 Both paths run ``stdlib/kernels/qmatmul.vm``, one kernel generic over the code dtype, the scale dtype, the
 activation dtype and the group size (compile-time parameters), compiled once per combination:
 
-* **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs; each ``16 x BK`` slab of
-  weights (``BK`` up to 256) is decoded to float32 once and stays in registers while the rows pass over
+* **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 or 32, from
+  ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to float32 once and stays in registers while the rows pass over
   it, the products summed in float32 lanes (no tensor cores: the work is reading the packed weights).
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
   ``BN x BK`` slab of weights is decoded and scaled in float32, rounded to x's dtype and multiplied with
@@ -153,8 +153,8 @@ def _activations(x):
 def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | None = None):
     """``x @ qw.dequantize().T`` in x's dtype, f32 accumulation (see the module docstring).
 
-    ``backend``: a vmlang backend name; None is the runtime's default (``VMLANG_BACKEND``, else triton
-    on a CUDA GPU, else the NumPy VM). ``path``: ``"gemv"`` or ``"dot"`` forces a path (default: GEMV
+    ``backend``: a vmlang backend name; None chooses (:func:`choose_backend`): ``VMLANG_BACKEND`` if set,
+    on a CUDA GPU the faster of ptx and triton for the path and code width (measured), else the NumPy VM. ``path``: ``"gemv"`` or ``"dot"`` forces a path (default: GEMV
     below ``DOT_MIN_M`` rows, dot from there on).
     """
     if not isinstance(qw, QuantizedWeight):
@@ -184,14 +184,55 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     z, has_z = _zeros(qw, x2)
     G, s, z = _group_layout(K, int(qw.group_size), s, z, has_z)
     dot = path == "dot" if path else M >= DOT_MIN_M
+    backend = backend or choose_backend(x2, T, dot)
     _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
-            DOT=int(dot), **_tiles(M, N, K, dot))
+            DOT=int(dot), **_tiles(M, N, K, dot, backend, T))
     return y.reshape(*lead, N)
 
 
-def _tiles(M: int, N: int, K: int, dot: bool) -> dict:
+def choose_backend(x, T: D.DType, dot: bool) -> str:
+    """The backend for ``backend=None``: ``VMLANG_BACKEND`` if set; on a CUDA GPU the faster of ptx and
+    triton for this path and code width, as measured (``PTX_GEMV_TILES``); else the runtime's default.
+
+    Measured on an H100 (2026-11-22, M = 1 on 28672x8192, bench/qmatmul.py --backend triton,ptx): the ptx
+    GEMV beats triton's for every width but 8-bit ints (int4 115 vs 271 us, int3 114 vs 767, int6 124 vs
+    1114, nf4 202 vs 651, float8_e4m3 133 vs 257, int2 149 vs 231; int8 104 vs 101). The dot path (M >= 4)
+    stays on triton: at M = 16 triton was faster for int2/int4/uint4/int8/fp8/fp4/mxfp4 (the ptx dot path
+    has no software pipelining yet), ptx only for int3/int6/fp6."""
+    import os
+    from vmlang.api import default_backend
+    if os.environ.get("VMLANG_BACKEND") or not _is_torch(x) or x.device.type != "cuda":
+        return default_backend()
+    if dot or (T.is_int and T.nbits == 8) or not _ptx_loads():
+        return default_backend()
+    return "ptx"
+
+
+def _ptx_loads() -> bool:
+    from vmlang.ir.errors import BackendError
+    try:
+        from vmlang.api import backend as get_backend
+        get_backend("ptx")
+        import cuda.bindings.driver  # noqa: F401  (the launcher's dependency)
+        return True
+    except (BackendError, ImportError):
+        return False
+
+
+#: ptx GEMV tiles (BN, BK) by code width, measured on an H100 (M = 1, 28672x8192; BN x BK in {8..64} x
+#: {256, 512, 1024}, 2-8 warps): the best keep 512 bits (4 x 128-bit loads) of codes in flight per thread
+#: for 3/4-bit codes, fewer for the wider ones (int4 32x512 35% of copy bandwidth vs 14% at 16x256; nf4
+#: 32x256 22% vs 17% at 32x512; float8 16x512 61% vs 54% at 16x256)
+PTX_GEMV_TILES = {2: (32, 256), 3: (32, 512), 4: (32, 512), 5: (32, 256), 6: (32, 256), 7: (32, 256), 8: (16, 512)}
+PTX_GEMV_TILES_CODEBOOK = (32, 256)
+
+
+def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.DType | None = None) -> dict:
     """The tile sizes: powers of two, at least 16 where tl.dot needs it, no larger than needed."""
     BK = max(_pow2_at_least(K), 16)
+    if not dot and backend == "ptx" and T is not None and T.nbits >= 2:
+        bn, bk = PTX_GEMV_TILES_CODEBOOK if T.is_codebook else PTX_GEMV_TILES[T.nbits]
+        return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": min(BK, bk), "W": 4}
     if not dot:
         return {"BM": min(_pow2_at_least(M), 8), "BN": 16, "BK": min(BK, 256), "W": 4}
     if M <= 64:

@@ -323,3 +323,34 @@ def test_weight_with_bfloat16_numpy_scales_moves_to_torch_and_back():
     assert t.scales.dtype == torch.bfloat16 and float(t.scales[0, 0]) == 0.75
     np.testing.assert_array_equal(t.dequantize(), qw.dequantize())
     np.testing.assert_array_equal(t.to("numpy").dequantize(), qw.dequantize())
+
+
+# ------------------------------------------------------------------------------------------ backend choice
+def test_backend_choice_follows_the_measurements(monkeypatch):
+    """backend=None: VMLANG_BACKEND wins; data off a CUDA GPU takes the runtime's default; on a GPU the
+    GEMV path takes ptx except for 8-bit ints, the dot path takes the default (see choose_backend)."""
+    from vmlang.api import cuda_available, default_backend
+    x = np.zeros((1, 8), np.float16)
+    for T in (D.int4, D.int8, D.nf4):
+        for dot in (False, True):
+            assert QM.choose_backend(x, T, dot) == default_backend()
+    if cuda_available() and QM._ptx_loads():
+        xg = torch.zeros((1, 8), dtype=torch.float16, device="cuda")
+        monkeypatch.delenv("VMLANG_BACKEND", raising=False)
+        assert QM.choose_backend(xg, D.int4, False) == "ptx"
+        assert QM.choose_backend(xg, D.nf4, False) == "ptx"
+        assert QM.choose_backend(xg, D.int8, False) == default_backend()
+        assert QM.choose_backend(xg, D.int4, True) == default_backend()
+        monkeypatch.setenv("VMLANG_BACKEND", "numpy")
+        assert QM.choose_backend(xg, D.int4, False) == "numpy"
+
+
+def test_ptx_gemv_tiles_by_code_width():
+    """The ptx GEMV tiles come from the measured table; other backends and the dot path keep theirs."""
+    t = QM._tiles(1, 28672, 8192, False, "ptx", D.int4)
+    assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES[4] == (32, 512)
+    assert (QM._tiles(1, 4096, 4096, False, "ptx", D.nf4)["BN"], QM._tiles(1, 4096, 4096, False, "ptx", D.nf4)["BK"]) \
+        == QM.PTX_GEMV_TILES_CODEBOOK
+    assert QM._tiles(1, 70, 130, False, "ptx", D.int3)["BK"] == 256          # no wider than K needs
+    assert QM._tiles(1, 4096, 4096, False, "triton", D.int4)["BN"] == 16
+    assert QM._tiles(32, 4096, 4096, True, "ptx", D.int4) == QM._tiles(32, 4096, 4096, True, "triton", D.int4)
