@@ -8,7 +8,7 @@ converted once before the loop), with a note saying where and why.
 >>> from vmlang.ir import nodes as N
 >>> p = pipeline(vm.compile_file("examples/gemv_w4a16.vm"))
 >>> [(c.x.name, p.facts[c].free) for c in N.walk(p.kernel.body) if isinstance(c, N.ConvertLayout)]
-[('acc', False), ('acc', False)]
+[('acc', False)]
 >>> from vmlang.passes import default_layout
 >>> a, b = default_layout((128,), 16, 128), default_layout((128,), 32, 128)   # 16 x 8 vs 32 x 4 per thread
 >>> convert_plan(a, a).reason, convert_plan(a, b).reason

@@ -80,6 +80,21 @@ def _tile_slots(ins):
             yield f.name, x
 
 
+def _run_bits(L, shape, bits: int) -> int:
+    """Bits of thread 0's first run of values that are consecutive along the last axis (contiguous in a
+    row-major tensor): how wide a load of this layout can be, at most."""
+    if not isinstance(L, TVLayout) or not shape:
+        return 0
+    import numpy as np
+    row = L.table()[0]
+    c = np.unravel_index(row, tuple(shape), order="F")
+    run = 1
+    while run < row.size and all(c[a][run] == c[a][0] for a in range(len(shape) - 1)) \
+            and c[-1][run] == c[-1][run - 1] + 1:
+        run += 1
+    return run * bits
+
+
 class _Infer:
     def __init__(self, kernel: N.Kernel):
         self.k = kernel
@@ -90,6 +105,7 @@ class _Infer:
         self.notes: dict[int, list] = {}           # id(ins) -> [text]
         self.plans: dict[int, object] = {}         # id(ins) -> plan
         self.hints: dict[int, TVLayout] = {}
+        self._uses = None
         from .program import definitions
         self.defs = definitions(kernel)
         self._hint_views()
@@ -159,7 +175,59 @@ class _Infer:
             self.fix(v, L)
             return
         if not TM.same_layout(self.lay[v.id], L):
+            if isinstance(L, TVLayout) and self.refit(v, L, ins):
+                return
             self.req[(id(ins), slot)] = (ins, v, L, why)
+
+    def refit(self, v: N.Value, L: TVLayout, user) -> bool:
+        """Give ``v`` the layout ``L`` its user wants, with no conversion, when ``v`` comes from a global load
+        through a chain of casts and free shape instructions (expand_dims, reshape, permute), each value used
+        once and without a user layout: the load then reads, in every thread, the elements that thread
+        needs (replicated elements are read by each holder, from L1). Returns False (nothing changed) when
+        the chain is anything else.
+
+        The new layout may be replicated (several threads load each element) and is kept when its loads are
+        at least as wide as the old ones (up to 128 bits), or when the old ones were not 128 bits wide either
+        and the new ones are at most 4 per thread (a few narrow L1 reads cost less than a shared-memory round
+        trip with two barriers).
+
+        Example: ``xt = cast(load(x[r, k0 : +256]), f32)`` used as ``xt[None, :]`` by a broadcast against
+        ``f32[16, 256]`` weights: the load takes the weights' column layout (each thread loads the 32
+        contiguous x values next to its 32 weights) instead of a shared-memory round trip per iteration."""
+        if self._uses is None:
+            from .program import uses
+            self._uses = uses(self.k)
+        layouts, x, Lx = {}, v, L
+        for _ in range(16):
+            if (len(self._uses.get(x.id, ())) != 1 or not self.is_reg(x) or self.user(x) is not None
+                    or x.id in self.flex):
+                return False
+            d = self.defs.get(x.id)
+            layouts[x.id] = (x, Lx, d)
+            if isinstance(d, N.Load):
+                if not d.src.is_global:
+                    return False
+                break
+            if isinstance(d, (N.ExpandDims, N.Reshape, N.Permute)):
+                Lx = self.pullback(d, Lx)
+                if Lx is None:
+                    return False
+                x = d.x
+            elif isinstance(d, N.Cast) and d.x.is_tile:
+                x = d.x
+            else:
+                return False
+        else:
+            return False
+        bits = x.dtype.nbits
+        run, old = _run_bits(Lx, x.shape, bits), _run_bits(self.lay[x.id], x.shape, bits)
+        if run < min(128, old) and (old >= 128 or Lx.values * bits > 4 * max(run, 8)):
+            return False          # narrower loads than now (and not a few short ones): convert instead
+        for x, Lx, d in layouts.values():
+            self.lay[x.id] = Lx
+        self.note(d, f"{value_label(x)}: loaded in the layout {value_label(v)} is used in by "
+                     f"{_op(user)}{_where(user)}, so no conversion is needed: {self.show(x, Lx)}")
+        return True
 
     def in_registers(self, ins, slot, v, why) -> object:
         """The register layout operand ``v`` is read in (converting a shared tile to the default)."""
@@ -265,6 +333,8 @@ class _Infer:
         op = _op(ins)
         if self.is_free(ins, Lx, L):
             self.plans[id(ins)] = ShapePlan(True, f"{op}: free (each thread keeps its own values)")
+        elif P is not None and self.refit(x, P, ins):
+            self.plans[id(ins)] = ShapePlan(True, f"{op}: free (its operand is loaded in the layout it needs)")
         elif P is not None:
             self.req[(id(ins), "x")] = (ins, x, P, f"so that {op}{_where(ins)} is free (each thread then "
                                                    f"holds the elements it needs)")

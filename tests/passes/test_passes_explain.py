@@ -20,7 +20,9 @@ def test_explain_prints_every_pass(capsys):
     assert [ln for ln in lines if not ln.startswith(" ")][1:] == ["placement:", "layout:", "vectorize:"]
     assert "wt%" in out and "int4[128, 128] (8 KiB): register" in out
     assert "wt%18: default layout: 128 threads x 128 values, 32 contiguous (128 bits) along the last axis" in out
-    assert "2 layout conversions inserted" in out
+    assert "1 layout conversion inserted" in out
+    # the scales load in the layout of their use (acc), with no conversion
+    assert "st%25: loaded in the layout acc%32 is used in by mul at gemv_w4a16.vm:13:16, so no conversion" in out
     assert ("gemv_w4a16.vm:11:14: load w[k0 : +128, block.x * 128 : +128]: ld.global.b8 x 64 per thread "
             "(2 int4 each)") in out
     assert "specialised on" not in out

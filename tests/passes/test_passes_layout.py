@@ -76,10 +76,13 @@ def test_gemv_w4a16():
     red = instrs(k, N.Sum)[0]
     assert p.facts[red].scope == "block"                  # K is spread over the 4 warps
     converts = instrs(k, N.ConvertLayout)
-    assert len(converts) == 2 and all(isinstance(p.facts[c], ShapePlan) for c in converts)
+    assert len(converts) == 1 and all(isinstance(p.facts[c], ShapePlan) for c in converts)
     notes = layout_notes(p)
-    assert sum(t.startswith("convert ") for t in notes) == 2
-    assert notes[-1] == "2 layout conversions inserted"
+    assert sum(t.startswith("convert ") for t in notes) == 1
+    assert notes[-1] == "1 layout conversion inserted"
+    # the scales st (used once, by acc's multiply) load straight into acc's replicated layout instead
+    st = next(i for i in instrs(k, N.Load) if i.out.name == "st").out
+    assert TM.same_layout(st.type.layout, red.out.type.layout)
     fl = instrs(k, N.For)[0]
     lays = {str(x.type.layout) for x in (fl.inits[0], fl.carried[0], fl.yields[0], fl.outs[0])}
     assert len(lays) == 1                                  # acc: one layout before, in and after the loop
@@ -255,3 +258,23 @@ def test_reduce_scope_notes():
     assert p.facts[red] == ReducePlan("warp", p.facts[red].reason)
     assert "shuffles between lanes" in p.facts[red].reason
     np.testing.assert_array_equal(np.unique(red.out.type.layout.table()), np.arange(64))
+
+
+def test_loads_take_the_layout_of_their_single_use():
+    """The qmatmul GEMV (ptx tiles): x and the scales are each used once, through a cast and expand_dims, by a
+    broadcast against the weights; they load straight into the layout that makes the broadcast free (each
+    thread reads the x values beside its codes, 4 x 128 bits), so no conversion is left. A load whose new
+    layout would be narrower than its own (gemv_w4a16's x: 16 bits per thread) keeps its conversion."""
+    from vmlang.ir import dtypes as D
+    k = vm.load(ROOT / "stdlib" / "kernels" / "qmatmul.vm")
+    base = k.ir(T=D.int4, G=128, BM=1, BN=32, BK=512, W=4)
+    p = pipeline(k._lower(dict(base.consts), (("K", 128), ("N", 128))))
+    assert not instrs(p.kernel, N.ConvertLayout)
+    notes = layout_notes(p)
+    assert notes[-1] == "0 layout conversions inserted"
+    assert sum("so no conversion is needed" in t for t in notes) == 2
+    from vmlang.passes import VectorPlan
+    x = next(i for i in instrs(p.kernel, N.Load) if i.src.name == "x")
+    assert (p.facts[x].bits_per_access, p.facts[x].accesses_per_thread) == (128, 4)
+    assert all(p.facts[b].free for b in instrs(p.kernel, N.Broadcast) if isinstance(p.facts.get(b), ShapePlan))
+    assert isinstance(p.facts[x], VectorPlan)
