@@ -3,9 +3,9 @@ conversion, broadcast/expand_dims/reshape/permute, reductions, view, lookup, cod
 loads and the generic ``dot``.
 
 The general pattern (``exchange``): every thread writes its elements to a scratch region at their tile
-index, the block synchronises, and every thread reads the elements its result layout gives it, at the
-source index computed from the result coordinate. Threads that hold nothing write to one spare element
-at the end of the region, so no write is predicated. Example: ``reshape`` of ``[4, 6]`` to ``[24]``:
+index (each element once, by its first holder: replicas writing the same address would race), the block
+synchronises, and every thread reads the elements its result layout gives it, at the source index computed
+from the result coordinate. Example: ``reshape`` of ``[4, 6]`` to ``[24]``:
 result element ``k`` reads source element ``(k // 6, k % 6)``.
 """
 from __future__ import annotations
@@ -50,11 +50,14 @@ class Scratch:
         self.off = lw.alloc_shared((n + 1) * self.eb, transient=True)
         b = lw.b
         lw.barrier()          # earlier readers of this region (previous loop iteration) are done
-        idx, valid, _ = lw.thread_part(tile.layout)
-        for vp, x in zip(lw.value_parts(tile.layout), tile.slots):
-            lin = b.add(idx, const_i32(vp)) if vp else idx
-            lin = b.select(valid, lin, const_i32(n))
-            self._put(lin, x)
+        idx, valid, primary = lw.thread_part(tile.layout)
+        from .rules_memory import slot_owners
+        first = slot_owners(tile.layout)
+        # each element is written once, by its first holder (replicas would race, even with equal values)
+        with b.if_then(b.and_(valid, primary)):
+            for v, (vp, x) in enumerate(zip(lw.value_parts(tile.layout), tile.slots)):
+                if first[v]:
+                    self._put(b.add(idx, const_i32(vp)) if vp else idx, x)
         lw.barrier()
 
     def _put(self, lin, x):
@@ -155,13 +158,18 @@ def tile_to_shared(lw, reg: Tile, out: N.Value) -> SharedTile:
     st = SharedTile(lw.alloc_shared(max(size, _numel(out.shape)) * eb + eb), lay, dt, tuple(out.shape), eb)
     b = lw.b
     lw.barrier()
-    idx, valid, _ = lw.thread_part(reg.layout)
-    for c, x in zip(lw.coords(reg.layout, out.shape), reg.slots):
-        off = shared_offset(lw, st, c)
-        off = b.select(valid, off, const_i32(st.offset + max(size, _numel(out.shape)) * eb))
-        t = _store_type(eb)
-        v = to_code(b, dt, x)
-        b.store(b.trunc(v, t) if t.width < 32 else v, lw.shared_ptr(off), align=eb)
+    idx, valid, primary = lw.thread_part(reg.layout)
+    from .rules_memory import slot_owners
+    first = slot_owners(reg.layout)
+    coords = lw.coords(reg.layout, out.shape)
+    with b.if_then(b.and_(valid, primary)):       # once per element, by its first holder
+        for v, (c, x) in enumerate(zip(coords, reg.slots)):
+            if not first[v]:
+                continue
+            off = shared_offset(lw, st, c)
+            t = _store_type(eb)
+            code = to_code(b, dt, x)
+            b.store(b.trunc(code, t) if t.width < 32 else code, lw.shared_ptr(off), align=eb)
     lw.barrier()
     return st
 
