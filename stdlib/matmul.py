@@ -194,11 +194,11 @@ def choose_backend(x, T: D.DType, dot: bool) -> str:
     """The backend for ``backend=None``: ``VMLANG_BACKEND`` if set; on a CUDA GPU the faster of ptx and
     triton for this path and code width, as measured (``PTX_GEMV_TILES``); else the runtime's default.
 
-    Measured on an H100 (2026-11-22, M = 1 on 28672x8192, bench/qmatmul.py --backend triton,ptx): the ptx
-    GEMV beats triton's for every width but 8-bit ints (int4 115 vs 271 us, int3 114 vs 767, int6 124 vs
-    1114, nf4 202 vs 651, float8_e4m3 133 vs 257, int2 149 vs 231; int8 104 vs 101). The dot path (M >= 4)
-    stays on triton: at M = 16 triton was faster for int2/int4/uint4/int8/fp8/fp4/mxfp4 (the ptx dot path
-    has no software pipelining yet), ptx only for int3/int6/fp6."""
+    Measured on an H100 (2026-11-22, M = 1 on 28672x8192, bench/qmatmul.py --backend triton,ptx, table in
+    bench/RESULTS.md): the ptx GEMV beats triton's for every width but 8-bit ints (int4 89 vs 273 us, int3
+    105 vs 773, int2 105 vs 232, int6 127 vs 1125, nf4 138 vs 655, float8_e4m3 128 vs 258; int8 104 vs 102).
+    The dot path (M >= 4) stays on triton: at M = 16 triton was faster for int2/int4/uint4/int8/fp8/fp4/mxfp4
+    (the ptx dot path has no software pipelining yet), ptx only for int3/int6/fp6."""
     import os
     from vmlang.api import default_backend
     if os.environ.get("VMLANG_BACKEND") or not _is_torch(x) or x.device.type != "cuda":
@@ -219,19 +219,20 @@ def _ptx_loads() -> bool:
         return False
 
 
-#: ptx GEMV tiles (BN, BK) by code width, measured on an H100 (M = 1, 28672x8192; BN x BK in {8..64} x
-#: {256, 512, 1024}, 2-8 warps): the best keep 512 bits (4 x 128-bit loads) of codes in flight per thread
-#: for 3/4-bit codes, fewer for the wider ones (int4 32x512 35% of copy bandwidth vs 14% at 16x256; nf4
-#: 32x256 22% vs 17% at 32x512; float8 16x512 61% vs 54% at 16x256)
-PTX_GEMV_TILES = {2: (32, 256), 3: (32, 512), 4: (32, 512), 5: (32, 256), 6: (32, 256), 7: (32, 256), 8: (16, 512)}
-PTX_GEMV_TILES_CODEBOOK = (32, 256)
+#: ptx GEMV tiles (BN, BK) by code width, measured on an H100 (M = 1, 28672x8192; BN x BK in {16, 32, 64} x
+#: {256, 512, 1024}, 4 or 8 warps; scratch sweep, 2026-11-22): the narrow codes want 32 rows x 512 codes per
+#: block (int4 47% of copy bandwidth vs 39% at 32x256, int2 22% vs 20%), the 6/8-bit and float codes 16 x 512
+#: (int6 52% vs 42% at 32x512, float8_e4m3 64% vs 43%, float4_e2m1 42% vs 39%, nf4 37% vs 21%)
+PTX_GEMV_TILES = {2: (32, 512), 3: (32, 512), 4: (32, 512), 5: (16, 512), 6: (16, 512), 7: (16, 512), 8: (16, 512)}
+#: float and codebook codes of 4 bits or fewer (decoding costs more per byte than ints: fewer rows per block)
+PTX_GEMV_TILES_FLOAT = (16, 512)
 
 
 def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.DType | None = None) -> dict:
     """The tile sizes: powers of two, at least 16 where tl.dot needs it, no larger than needed."""
     BK = max(_pow2_at_least(K), 16)
     if not dot and backend == "ptx" and T is not None and T.nbits >= 2:
-        bn, bk = PTX_GEMV_TILES_CODEBOOK if T.is_codebook else PTX_GEMV_TILES[T.nbits]
+        bn, bk = PTX_GEMV_TILES_FLOAT if T.is_float and T.nbits <= 4 else PTX_GEMV_TILES[T.nbits]
         return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": min(BK, bk), "W": 4}
     if not dot:
         return {"BM": min(_pow2_at_least(M), 8), "BN": 16, "BK": min(BK, 256), "W": 4}

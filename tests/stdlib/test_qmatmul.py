@@ -349,8 +349,11 @@ def test_ptx_gemv_tiles_by_code_width():
     """The ptx GEMV tiles come from the measured table; other backends and the dot path keep theirs."""
     t = QM._tiles(1, 28672, 8192, False, "ptx", D.int4)
     assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES[4] == (32, 512)
-    assert (QM._tiles(1, 4096, 4096, False, "ptx", D.nf4)["BN"], QM._tiles(1, 4096, 4096, False, "ptx", D.nf4)["BK"]) \
-        == QM.PTX_GEMV_TILES_CODEBOOK
+    for T in (D.nf4, D.float4_e2m1):
+        t = QM._tiles(1, 4096, 4096, False, "ptx", T)
+        assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES_FLOAT
+    t = QM._tiles(1, 4096, 4096, False, "ptx", D.float8_e4m3)
+    assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES[8]
     assert QM._tiles(1, 70, 130, False, "ptx", D.int3)["BK"] == 256          # no wider than K needs
     assert QM._tiles(1, 4096, 4096, False, "triton", D.int4)["BN"] == 16
     assert QM._tiles(32, 4096, 4096, True, "ptx", D.int4) == QM._tiles(32, 4096, 4096, True, "triton", D.int4)
