@@ -73,3 +73,47 @@ def test_missing_rule_names_the_instruction_and_backend(monkeypatch):
     monkeypatch.delitem(core.RULES, N.Add)
     with pytest.raises(vm.BackendError, match="ptx backend has no rule for instruction Add"):
         _ptx(vm.compile_file(ROOT / "examples" / "vector_add.vm", {}), "sm_90")
+
+
+# ------------------------------------------------------------------------------------------ what the passes did
+def _specialised(path, consts, facts):
+    """The IR a call compiles: the runtime's ``assume(n % d == 0)`` facts for ``facts`` ((name, d), ...)."""
+    k = vm.load(path)
+    return k._lower(dict(k.ir(**consts).consts), tuple(facts))
+
+
+def test_w4_gemv_loads_128_bits_given_divisibility():
+    """gemv_w4a16 with N, K % 128 (the runtime's class of 4096): the int4 codes and x in 128-bit loads; with
+    only % 16 (4112): 64-bit code loads. The vectorize pass's plan is what the PTX does."""
+    gemv = ROOT / "examples" / "gemv_w4a16.vm"
+    ptx = _ptx(_specialised(gemv, {"BN": 64}, [("N", 128), ("K", 128)]), "sm_90")
+    assert "ld.global.v4.b32" in ptx
+    ptx16 = _ptx(_specialised(gemv, {"BN": 64}, [("N", 16), ("K", 16)]), "sm_90")
+    assert "ld.global.v2.b32" in ptx16
+    toolchain.ptxas_check(ptx16, "sm_90")
+
+
+def test_qmatmul_gemv_has_vector_loads_and_no_barrier():
+    """The stdlib GEMV with the ptx tiles: 128-bit code and x loads, decoding without int->float cvt, the
+    per-slab sum by warp shuffles, x and the scales loaded in their use's layout: no barrier at all."""
+    from vmlang.stdlib.matmul import PTX_GEMV_TILES
+    bn, bk = PTX_GEMV_TILES[4]
+    consts = dict(T=D.int4, S=D.float16, X=D.float16, G=128, DOT=0, BM=1, BN=bn, BK=bk, W=4)
+    ptx = _ptx(_specialised(QMATMUL, consts, [("N", 128), ("K", 128)]), "sm_90")
+    assert ptx.count("ld.global.v4.b32") >= 2
+    assert "shfl.sync.bfly" in ptx
+    assert "bar.sync" not in ptx and "cvt.rn.f32.s32" not in ptx
+    toolchain.ptxas_check(ptx, "sm_90")
+
+
+@pytest.mark.parametrize("which", ["example", "stdlib"])
+def test_nf4_table_is_read_from_shared_memory(which):
+    """The nf4 value table is placed in shared memory (placement: indexed by data) and read with ld.shared."""
+    if which == "example":
+        kernel = vm.compile_file(ROOT / "examples" / "gemv_nf4.vm", {})
+    else:
+        consts = dict(T=D.nf4, S=D.float32, X=D.float16, G=64, LUT=1, DOT=0, BM=1, BN=16, BK=512, W=4)
+        kernel = _specialised(QMATMUL, consts, [("N", 128), ("K", 128)])
+    ptx = _ptx(kernel, "sm_90")
+    assert "ld.shared" in ptx and "st.shared" in ptx
+    toolchain.ptxas_check(ptx, "sm_90")
