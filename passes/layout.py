@@ -80,21 +80,6 @@ def _tile_slots(ins):
             yield f.name, x
 
 
-def _run_bits(L, shape, bits: int) -> int:
-    """Bits of thread 0's first run of values that are consecutive along the last axis (contiguous in a
-    row-major tensor): how wide a load of this layout can be, at most."""
-    if not isinstance(L, TVLayout) or not shape:
-        return 0
-    import numpy as np
-    row = L.table()[0]
-    c = np.unravel_index(row, tuple(shape), order="F")
-    run = 1
-    while run < row.size and all(c[a][run] == c[a][0] for a in range(len(shape) - 1)) \
-            and c[-1][run] == c[-1][run - 1] + 1:
-        run += 1
-    return run * bits
-
-
 class _Infer:
     def __init__(self, kernel: N.Kernel):
         self.k = kernel
@@ -220,7 +205,9 @@ class _Infer:
         else:
             return False
         bits = x.dtype.nbits
-        run, old = _run_bits(Lx, x.shape, bits), _run_bits(self.lay[x.id], x.shape, bits)
+        old_L = self.lay[x.id]
+        run = TM.contiguous_run(Lx) * bits
+        old = TM.contiguous_run(old_L) * bits if isinstance(old_L, TVLayout) else 0
         if run < min(128, old) and (old >= 128 or Lx.values * bits > 4 * max(run, 8)):
             return False          # narrower loads than now (and not a few short ones): convert instead
         for x, Lx, d in layouts.values():

@@ -316,18 +316,27 @@ def reduce_scope(tv: TVLayout, in_shape, axis: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------ text
+def contiguous_run(tv: TVLayout) -> int:
+    """How many of thread 0's first value slots are consecutive elements along the last axis (contiguous
+    in a row-major tensor): the most elements one load of this layout can cover.
+
+    >>> contiguous_run(default_layout((16, 256), 4, 128)), contiguous_run(default_layout((3, 100), 16, 128))
+    (32, 4)
+    """
+    tbl = tv.table()
+    coords = np.unravel_index(tbl[0], tv.tile, order="F")
+    last = coords[-1]
+    run = 1
+    while run < last.size and last[run] == last[0] + run and all(c[run] == c[0] for c in coords[:-1]):
+        run += 1
+    return run
+
+
 def describe(tv: TVLayout, bits: int | None = None) -> str:
     """``"128 threads x 32 values, 32 contiguous (128 bits) along the last axis"`` and replication."""
     tbl = tv.table()
-    shape = tv.tile
     rep = tbl.size // max(1, np.unique(tbl).size)
-    coords = np.unravel_index(tbl[0], shape, order="F")
-    last = coords[-1]
-    others_same = all(np.all(c == c[0]) for c in coords[:-1]) if len(coords) > 1 else True
-    run = 1
-    while run < last.size and last[run] == last[0] + run and (others_same or all(
-            c[run] == c[0] for c in coords[:-1])):
-        run += 1
+    run = contiguous_run(tv)
     text = f"{tv.threads} threads x {tv.values} values"
     if run > 1:
         text += f", {run} contiguous" + (f" ({run * bits} bits)" if bits else "") + " along the last axis"

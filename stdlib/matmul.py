@@ -10,8 +10,8 @@ Both paths run ``stdlib/kernels/qmatmul.vm``, one kernel generic over the code d
 activation dtype and the group size (compile-time parameters), compiled once per combination:
 
 * **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 or 32, from
-  ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to float32 once and stays in registers while the rows pass over
-  it, the products summed in float32 lanes (no tensor cores: the work is reading the packed weights).
+  ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to
+  float32 once and stays in registers while the rows pass over it, the products summed in float32 lanes (no tensor cores: the work is reading the packed weights).
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
   ``BN x BK`` slab of weights is decoded and scaled in float32, rounded to x's dtype and multiplied with
   ``dot`` (``tl.dot``, tensor cores) into a float32 accumulator. The rounding of the weights to f16/bf16
@@ -40,6 +40,7 @@ memory for odd ``g`` (``p == 1``: one scale per weight).
 """
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 from vmlang.ir import dtypes as D
@@ -154,8 +155,9 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     """``x @ qw.dequantize().T`` in x's dtype, f32 accumulation (see the module docstring).
 
     ``backend``: a vmlang backend name; None chooses (:func:`choose_backend`): ``VMLANG_BACKEND`` if set,
-    on a CUDA GPU the faster of ptx and triton for the path and code width (measured), else the NumPy VM. ``path``: ``"gemv"`` or ``"dot"`` forces a path (default: GEMV
-    below ``DOT_MIN_M`` rows, dot from there on).
+    on a CUDA GPU the faster of ptx and triton for the path and code width (measured), else the NumPy VM.
+    ``path``: ``"gemv"`` or ``"dot"`` forces a path (default: GEMV below ``DOT_MIN_M`` rows, dot from there
+    on).
     """
     if not isinstance(qw, QuantizedWeight):
         raise ArgumentError(f"qmatmul: qw must be a QuantizedWeight, got {type(qw).__name__}")
@@ -208,7 +210,9 @@ def choose_backend(x, T: D.DType, dot: bool) -> str:
     return "ptx"
 
 
+@functools.lru_cache(maxsize=None)
 def _ptx_loads() -> bool:
+    """Whether the ptx backend and its driver binding load here (asked once: qmatmul calls are a hot path)."""
     from vmlang.ir.errors import BackendError
     try:
         from vmlang.api import backend as get_backend

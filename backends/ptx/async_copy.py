@@ -6,7 +6,8 @@ memory) unless all of this holds, checked at compile time:
 * the load has a :class:`vmlang.passes.vectorize.VectorPlan` of 128, 64 or 32 bits per access (the plan
   proved each chunk contiguous and aligned in global memory, for the default layout of the copying
   threads); elements are 8, 16 or 32 bits (bf16 is staged as its 16-bit code, ``ebytes = 2``);
-* the fill is absent or +0 (a masked-off chunk is zero-filled by ``src-size = 0``);
+* a masked-off position reads code 0 (no fill, or a fill of code 0: ``fill_is_code_zero``), which is what
+  ``src-size = 0`` zero-fills;
 * every chunk is also contiguous and aligned in **shared** memory, through the tile's memory layout and
   swizzle (:func:`chunk_ok`, on the layout tables).
 
@@ -23,8 +24,6 @@ thread 4 copies a[m0+1, k0 .. k0+7]: row 1 starts at byte 64, bits 7..8 of 64 ar
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from llvmlite import ir
 
@@ -32,43 +31,6 @@ from vmlang.ir.layout import TVLayout
 
 from . import memory as M
 from .core import GPTR, I1, I32, I64, SharedTile, const_i32
-
-
-def _plan_of(lw, i):
-    try:
-        from vmlang.passes.vectorize import VectorPlan
-    except ImportError:          # pragma: no cover
-        return None
-    p = lw.facts.get(i) if hasattr(lw.facts, "get") else None
-    return p if isinstance(p, VectorPlan) else None
-
-
-def _zero_fill(lw, i) -> bool:
-    if i.fill is None:
-        return True
-    v = lw.consts.get(i.fill.id)
-    if v is None:
-        return False
-    try:
-        return float(v) == 0.0 and math.copysign(1.0, float(v)) > 0
-    except (TypeError, ValueError):
-        return False
-
-
-def _byte_table(layout, ebytes: int, n: int) -> np.ndarray | None:
-    """Byte offset (swizzle included) of every tile element, by colex index, as shared_offset computes."""
-    f = getattr(layout, "layout", layout)
-    try:
-        elem = np.asarray(f.table(), dtype=np.int64)
-    except Exception:
-        return None
-    if elem.size < n:
-        return None
-    byte = elem[:n] * ebytes
-    sw = getattr(layout, "swizzle", None)
-    if sw is not None and getattr(sw, "bits", 0):
-        byte = sw(byte)
-    return byte
 
 
 def chunk_ok(copy_layout: TVLayout, shape, mem_layout, ebytes: int, per: int, nbytes: int) -> bool:
@@ -85,7 +47,8 @@ def chunk_ok(copy_layout: TVLayout, shape, mem_layout, ebytes: int, per: int, nb
         return False
     if np.any((first[:, :, 0] // last_stride) % per):     # chunks start at multiples of per along the row
         return False
-    byte = _byte_table(mem_layout, ebytes, n)
+    from .exchange import shared_byte_table
+    byte = shared_byte_table(mem_layout, ebytes, n)
     if byte is None:
         return False
     bt = byte[tbl]
@@ -115,8 +78,10 @@ def try_async_load(lw, i, src) -> bool:
     dt = i.out.dtype
     if dt.nbits not in (8, 16, 32):          # whole bytes (bool is 1 bit); bf16 staged as its 16-bit code
         return False
-    plan = _plan_of(lw, i)
-    if plan is None or plan.bits_per_access not in (128, 64, 32) or not _zero_fill(lw, i):
+    from .rules_memory import fill_is_code_zero
+    from .vector import plan_of
+    plan = plan_of(lw, i)
+    if plan is None or plan.bits_per_access not in (128, 64, 32) or not fill_is_code_zero(lw, i, dt):
         return False
     mem = i.out.type.layout
     if mem is None or hasattr(mem, "threads"):
@@ -132,23 +97,21 @@ def try_async_load(lw, i, src) -> bool:
         return False
     f = getattr(mem, "layout", mem)
     size = max(int(f.cosize) if hasattr(f, "cosize") else 0, int(np.prod(shape)))
-    st = SharedTile(lw.alloc_shared(size * eb + eb), mem, dt, shape, eb)
+    st = SharedTile(lw.alloc_shared(size * eb), mem, dt, shape, eb)
     if st.offset % 16:
         return False      # pragma: no cover (alloc_shared aligns to 16)
 
     from .exchange import shared_offset
-    from .rules_memory import positions
+    from .rules_memory import first_holders, positions
     b = lw.b
-    _, valid, primary = lw.thread_part(lay)
-    go = b.and_(valid, primary)
+    go, _ = first_holders(lw, lay)           # each chunk copied once (chunks are whole: no repeated slot)
     coords = lw.coords(lay, shape)
     lw.barrier()                         # earlier readers of shared memory (previous iteration) are done
     for j in range(lay.values // per):
         c = coords[j * per]
         pos = positions(lw, i.index, c)
         ok = M.in_bounds(lw, src, pos) if i.masked else ir.Constant(I1, 1)
-        row = M.row_offset(lw, src, pos)
-        off = b.mul(b.add(row, b.sext(pos[-1], I64)), ir.Constant(I64, eb))
+        off = b.lshr(M.bit_address(lw, src, pos, dt.nbits), ir.Constant(I64, 3))
         off = b.select(ok, off, ir.Constant(I64, 0))          # masked-off chunks read nothing
         ptr = M.byte_ptr(lw, src.ptr, off)
         size_ = b.select(ok, const_i32(nbytes), const_i32(0))

@@ -266,13 +266,15 @@ class Lowerer:
 
     def coords(self, layout, shape) -> list[list]:
         """Per slot, the tile coordinates (i32 values) this thread holds."""
+        return [self.slot_coords(layout, shape, v) for v in range(layout.values)]
+
+    def slot_coords(self, layout, shape, slot: int) -> list:
+        """The tile coordinates (i32 values) of value slot ``slot`` of this thread."""
         idx, _, _ = self.thread_part(layout)
-        out = []
+        vp = _value_part(layout, slot)
+        lin = self.b.add(idx, const_i32(vp)) if vp else idx
         strides = _colex(shape)
-        for vp in self.value_parts(layout):
-            lin = self.b.add(idx, const_i32(vp)) if vp else idx
-            out.append([self._digit(lin, strides[a], shape[a]) for a in range(len(shape))])
-        return out
+        return [self._digit(lin, strides[a], shape[a]) for a in range(len(shape))]
 
     def _digit(self, lin, stride: int, size: int):
         if size == 1:

@@ -47,14 +47,13 @@ class Scratch:
         self.lw, self.shape, self.dt = lw, tuple(shape), dt
         self.eb = elem_bytes(dt)
         n = _numel(shape)
-        self.off = lw.alloc_shared((n + 1) * self.eb, transient=True)
+        self.off = lw.alloc_shared(n * self.eb, transient=True)
         b = lw.b
         lw.barrier()          # earlier readers of this region (previous loop iteration) are done
-        idx, valid, primary = lw.thread_part(tile.layout)
-        from .rules_memory import slot_owners
-        first = slot_owners(tile.layout)
-        # each element is written once, by its first holder (replicas would race, even with equal values)
-        with b.if_then(b.and_(valid, primary)):
+        idx, _, _ = lw.thread_part(tile.layout)
+        from .rules_memory import first_holders
+        writer, first = first_holders(lw, tile.layout)
+        with b.if_then(writer):
             for v, (vp, x) in enumerate(zip(lw.value_parts(tile.layout), tile.slots)):
                 if first[v]:
                     self._put(b.add(idx, const_i32(vp)) if vp else idx, x)
@@ -139,6 +138,24 @@ def shared_offset(lw, st: SharedTile, coords) -> ir.Value:
     return b.add(const_i32(st.offset), byte)
 
 
+def shared_byte_table(layout, ebytes: int, n: int):
+    """The compile-time twin of :func:`shared_offset`: the byte offset (swizzle included) of each of the
+    first ``n`` tile elements, by colex index, as a numpy array; None when the layout has no such table."""
+    import numpy as np
+    f = getattr(layout, "layout", layout)
+    try:
+        elem = np.asarray(f.table(), dtype=np.int64)
+    except Exception:  # noqa: BLE001 - a layout without a table: the callers fall back
+        return None
+    if elem.size < n:
+        return None
+    byte = elem[:n] * ebytes
+    sw = getattr(layout, "swizzle", None)
+    if sw is not None and getattr(sw, "bits", 0):
+        byte = sw(byte)
+    return byte
+
+
 def apply_swizzle(b, sw, byte):
     """XOR swizzle of a byte address: bits [base+shift, base+shift+bits) xor into [base, base+bits)."""
     mask = ((1 << sw.bits) - 1) << (sw.base + sw.shift)
@@ -155,14 +172,13 @@ def tile_to_shared(lw, reg: Tile, out: N.Value) -> SharedTile:
         lay = _row_major_colex(out.shape)
     f = getattr(lay, "layout", lay)
     size = int(f.cosize) if hasattr(f, "cosize") else _numel(out.shape)
-    st = SharedTile(lw.alloc_shared(max(size, _numel(out.shape)) * eb + eb), lay, dt, tuple(out.shape), eb)
+    st = SharedTile(lw.alloc_shared(max(size, _numel(out.shape)) * eb), lay, dt, tuple(out.shape), eb)
     b = lw.b
     lw.barrier()
-    idx, valid, primary = lw.thread_part(reg.layout)
-    from .rules_memory import slot_owners
-    first = slot_owners(reg.layout)
+    from .rules_memory import first_holders
+    writer, first = first_holders(lw, reg.layout)
     coords = lw.coords(reg.layout, out.shape)
-    with b.if_then(b.and_(valid, primary)):       # once per element, by its first holder
+    with b.if_then(writer):                       # once per element, by its first holder
         for v, (c, x) in enumerate(zip(coords, reg.slots)):
             if not first[v]:
                 continue
@@ -446,4 +462,4 @@ def _dot(lw, i):
     lw.set(i.out, Tile(slots, lay, i.out.dtype))
 
 
-__all__ = ["Scratch", "SharedReader", "gather", "scratch_of", "tile_to_shared", "shared_offset"]
+__all__ = ["Scratch", "SharedReader", "gather", "scratch_of", "tile_to_shared", "shared_offset", "shared_byte_table"]

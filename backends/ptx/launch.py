@@ -17,10 +17,6 @@ from .core import Lowerer, _symbol, signature
 
 PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
 
-#: tensor bases are this many bytes aligned (``CompileOptions``' ``base_align_bytes`` default, which the
-#: vectorize pass relies on); the launcher copies a tensor whose storage starts elsewhere
-BASE_ALIGN = 16
-
 
 def is_packed(dt) -> bool:
     return dt.nbits < 8
@@ -42,6 +38,9 @@ class CompiledKernel:
                       META_FILE: json.dumps({"shared_bytes": self.shared_bytes, "report": report})}
         self.sig = signature(kernel)
         self.written = written_params(kernel)
+        from vmlang.passes.program import option
+        # the vectorize pass relied on tensor bases this many bytes aligned: the launch guarantees it
+        self.base_align = int(option(options, "base_align_bytes"))
         self._fns = {}
 
     def __call__(self, *args, **kwargs):
@@ -76,9 +75,8 @@ class CompiledKernel:
                 al = word_aligned_copy(t)
                 fixups.append((al, t))
                 t = al
-            elif t.numel() and t.data_ptr() % BASE_ALIGN:
-                # the vectorize pass assumes 16-byte aligned bases (a view at an odd offset is copied)
-                al = t.clone()
+            elif t.numel() and t.data_ptr() % self.base_align:
+                al = t.clone()                        # a view at an odd offset: an aligned copy
                 if p.id in self.written:
                     fixups.append((al, t))
                 t = al

@@ -46,6 +46,17 @@ def load_global_vec(lw, ptr, pred, n: int) -> list:
     return [b.extract_value(r, k) for k in range(n)]
 
 
+def store_global_vec(lw, ptr, pred, words: list):
+    """``@p st.global.v{n}.b32 [ptr], {words}``: ``n`` (2 or 4) i32 words at ``ptr`` (16-byte aligned for 4)."""
+    b = lw.b
+    n = len(words)
+    regs = ",".join(f"${k + 2}" for k in range(n))
+    asm = f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p st.global.v{n}.b32 [$1], {{{regs}}}; }}"
+    fn = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [I32, GPTR] + [I32] * n), asm,
+                      "r,l," + ",".join(["r"] * n), side_effect=True)
+    b.call(fn, [_pred32(b, pred), ptr] + list(words))
+
+
 def store_global(lw, ptr, pred, value, bits: int):
     """``bits``-wide store (8/16/32) of the low bits of the i32 ``value`` when ``pred``."""
     b = lw.b
@@ -93,6 +104,17 @@ def row_offset(lw, g, pos: list) -> ir.Value:
     for d in range(len(pos) - 1):
         off = b.add(off, b.mul(b.sext(pos[d], I64), b.sext(g.strides[d], I64)))
     return off
+
+
+def bit_address(lw, g, pos: list, bits: int) -> ir.Value:
+    """Bit address (i64) of element ``pos`` of global tensor ``g`` from its base: ``8 * row + last * bits``
+    for packed dtypes (row offsets in bytes), ``(row + last) * bits`` otherwise (row offsets in elements)."""
+    b = lw.b
+    row = row_offset(lw, g, pos)
+    last = b.sext(pos[-1], I64)
+    if bits % 8 == 0:
+        return b.mul(b.add(row, last), ir.Constant(I64, bits))
+    return b.add(b.mul(row, ir.Constant(I64, 8)), b.mul(last, ir.Constant(I64, bits)))
 
 
 def in_bounds(lw, g, pos: list) -> ir.Value:
@@ -154,5 +176,5 @@ def store_element(lw, g, pos: list, pred, code: ir.Value, bits: int):
         atomic_bits(lw, ptr, p, "or", part_v)
 
 
-__all__ = ["load_global", "load_global_vec", "store_global", "atomic_bits", "atomic_add", "byte_ptr",
-           "row_offset", "in_bounds", "load_element", "store_element", "I16"]
+__all__ = ["load_global", "load_global_vec", "store_global", "store_global_vec", "atomic_bits", "atomic_add",
+           "byte_ptr", "row_offset", "bit_address", "in_bounds", "load_element", "store_element", "I16"]

@@ -111,18 +111,10 @@ def _row_segments_ok(st: SharedTile, rows: int, cols: int) -> bool:
     aligned bytes (with the swizzle): what one ldmatrix row address reads."""
     if st.ebytes != 2 or st.offset % 16 or tuple(st.shape) != (rows, cols) or cols % 8:
         return False
-    lay = st.layout
-    f = getattr(lay, "layout", lay)
-    try:
-        elem = np.asarray(f.table(), dtype=np.int64)[: rows * cols]
-    except Exception:
+    from .exchange import shared_byte_table
+    byte = shared_byte_table(st.layout, st.ebytes, rows * cols)
+    if byte is None:
         return False
-    if elem.size != rows * cols:
-        return False
-    byte = elem * st.ebytes
-    sw = getattr(lay, "swizzle", None)
-    if sw is not None and getattr(sw, "bits", 0):
-        byte = sw(byte)
     byte = byte.reshape(cols, rows).T                       # [r, c] (colex index r + rows * c)
     seg = byte.reshape(rows, cols // 8, 8)
     return bool(np.all(seg[:, :, 0] % 16 == 0) and np.all(seg == seg[:, :, :1] + 2 * np.arange(8)))

@@ -32,6 +32,15 @@ def positions(lw, index, coords: list) -> list:
     return pos
 
 
+def first_holders(lw, lay):
+    """``(predicate, first)``: this thread writes the elements it holds first (holds values and is the
+    primary holder of its replicated elements), and ``first[v]`` marks the first slot of each element within
+    the thread. Writers of shared or global memory use it so that each element is written exactly once
+    (replicas writing one address would race, even with equal values)."""
+    _, valid, primary = lw.thread_part(lay)
+    return lw.b.and_(valid, primary), slot_owners(lay)
+
+
 def slot_owners(lay) -> list[bool]:
     """Per value slot: True for the first slot holding its element within a thread."""
     seen, out = set(), []
@@ -102,22 +111,19 @@ def _load_register(lw, i, src, fill, lay) -> Tile:
 
 
 def fill_is_code_zero(lw, i, dt) -> bool:
-    """Whether the fill of load ``i`` is the value whose code is 0 (a compile-time fact)."""
-    from .exchange import to_code_const
-    value = 0.0 if i.fill is None else lw.consts.get(i.fill.id)
+    """Whether a masked-off position of load ``i`` reads code 0 (a compile-time fact): no fill (0, or code 0
+    for a dtype without a zero), or a constant fill whose code is 0 (so -0.0 only in formats without a
+    negative zero: elsewhere its code has the sign bit)."""
+    if i.fill is None:
+        return True
+    value = lw.consts.get(i.fill.id)
     if value is None:
         return False
+    from .exchange import to_code_const
     try:
-        return to_code_const(dt, float(value)) == 0 and (i.fill is None or _same_bits(dt, float(value)))
+        return to_code_const(dt, float(value)) == 0
     except Exception:  # noqa: BLE001 - a value the dtype cannot hold: keep the select
         return False
-
-
-def _same_bits(dt, value: float) -> bool:
-    """-0.0 encodes to code 0 in formats without a negative zero only; keep the select for a signed zero
-    fill of a format that has one (its code is not 0)."""
-    import math
-    return not (value == 0.0 and math.copysign(1.0, value) < 0 and dt.is_float)
 
 
 def element_writes(lw, i, value):
@@ -132,13 +138,12 @@ def element_writes(lw, i, value):
         yield pos, b.and_(ok, b.icmp_unsigned("==", lw.tid(), ir.Constant(I32, 0))), value
         return
     lay = value.layout
-    _, valid, primary = lw.thread_part(lay)
-    first = slot_owners(lay)
+    writer, first = first_holders(lw, lay)
     for v, c in enumerate(lw.coords(lay, i.value.shape)):
         if not first[v]:
             continue
         pos = positions(lw, i.index, c)
-        ok = b.and_(valid, primary)
+        ok = writer
         if i.masked:
             ok = b.and_(ok, M.in_bounds(lw, dst, pos))
         yield pos, ok, value.slots[v]

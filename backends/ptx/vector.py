@@ -23,7 +23,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from . import memory as M
-from .core import I1, I16, I32, I64, const_i32
+from .core import I64, const_i32
 
 #: widths handled here: one ld/st of a .v4.b32, .v2.b32, .b32 or .u16
 VECTOR_WIDTHS = (128, 64, 32, 16)
@@ -41,26 +41,6 @@ def plan_of(lw, i):
     return plan
 
 
-def _slot_coords(lw, lay, shape, slot: int) -> list:
-    """Tile coordinates (i32) of value slot ``slot`` of this thread."""
-    from .core import _colex
-    idx, _, _ = lw.thread_part(lay)
-    vp = int(lay.value_layout(slot))
-    lin = lw.b.add(idx, const_i32(vp)) if vp else idx
-    strides = _colex(shape)
-    return [lw._digit(lin, strides[a], shape[a]) for a in range(len(shape))]
-
-
-def _bit_address(lw, g, pos: list, bits: int) -> ir.Value:
-    """Bit address (i64) of element ``pos`` of global tensor ``g`` from its base."""
-    b = lw.b
-    row = M.row_offset(lw, g, pos)
-    last = b.sext(pos[-1], I64)
-    if bits % 8 == 0:
-        return b.mul(b.add(row, last), ir.Constant(I64, bits))
-    return b.add(b.mul(row, ir.Constant(I64, 8)), b.mul(last, ir.Constant(I64, bits)))
-
-
 def _chunks(lw, i, g, lay, shape, plan, bits: int):
     """Per chunk ``k``: (byte pointer, predicate) -- the address of register bit ``k * w``."""
     from .rules_memory import positions
@@ -71,8 +51,8 @@ def _chunks(lw, i, g, lay, shape, plan, bits: int):
     for k in range(plan.accesses_per_thread):
         r0 = k * w
         slot, within = divmod(r0, bits)
-        pos = positions(lw, i.index, _slot_coords(lw, lay, shape, slot))
-        bit = _bit_address(lw, g, pos, bits)
+        pos = positions(lw, i.index, lw.slot_coords(lay, shape, slot))
+        bit = M.bit_address(lw, g, pos, bits)
         if within:
             bit = b.add(bit, ir.Constant(I64, within))
         ptr = M.byte_ptr(lw, g.ptr, b.lshr(bit, ir.Constant(I64, 3)))
@@ -129,14 +109,15 @@ def vector_store(lw, i, dst, tile) -> bool:
     """Store a register tile with the plan's vector width: every thread that is the first holder of its
     values writes whole chunks (a chunk of a replicated holder is written by the primary one only)."""
     from .core import to_code
-    from .rules_memory import slot_owners
+    from .rules_memory import first_holders
     plan = plan_of(lw, i)
     dt = i.dst.dtype
     bits = dt.nbits
     lay = tile.layout
     if plan is None or lay.values * bits != plan.bits_per_access * plan.accesses_per_thread:
         return False
-    if not all(slot_owners(lay)):        # a thread holding an element twice: not a plain stream
+    writer, first = first_holders(lw, lay)
+    if not all(first):                   # a thread holding an element twice: not a plain stream
         return False
     b = lw.b
     w = plan.bits_per_access
@@ -154,29 +135,15 @@ def vector_store(lw, i, dst, tile) -> bool:
             words[j + 1] = b.or_(words[j + 1], b.lshr(c, const_i32(unit - sh)))
     if unit == 16:
         words = [b.and_(x, const_i32(0xFFFF)) for x in words]
-    _, _, primary = lw.thread_part(lay)
     per = w // unit
     for k, (ptr, ok) in enumerate(_chunks(lw, i, dst, lay, i.value.shape, plan, bits)):
-        ok = b.and_(ok, primary)
+        ok = b.and_(ok, writer)
         chunk = words[k * per:(k + 1) * per]
         if w in (128, 64):
-            store_global_vec(lw, ptr, ok, chunk)
+            M.store_global_vec(lw, ptr, ok, chunk)
         else:
             M.store_global(lw, ptr, ok, chunk[0], w)
     return True
 
 
-def store_global_vec(lw, ptr, pred, words: list):
-    """``@p st.global.v{n}.b32 [ptr], {words}`` (n = 2 or 4)."""
-    b = lw.b
-    n = len(words)
-    regs = ",".join(f"${k + 2}" for k in range(n))
-    asm = f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p st.global.v{n}.b32 [$1], {{{regs}}}; }}"
-    from .core import GPTR
-    fn = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [I32, GPTR] + [I32] * n), asm,
-                      "r,l," + ",".join(["r"] * n), side_effect=True)
-    p = b.zext(pred, I32) if pred.type == I1 else pred
-    b.call(fn, [p, ptr] + list(words))
-
-
-__all__ = ["vector_load", "vector_store", "plan_of", "store_global_vec", "I16"]
+__all__ = ["vector_load", "vector_store", "plan_of"]

@@ -8,9 +8,9 @@ Launch form (one, for both front ends)::
     kernel(x, w, s, y, backend="numpy") # pick a backend (default: CompileOptions.from_env())
 
 **Specialisation.** A call compiles the kernel once per (backend, compile-time values — dtype parameters
-included —, which sizes are divisible by 16, device); other sizes of the same class reuse it. Sizes that
-divide by 16 become ``assume(n % 16 == 0)`` facts (``% 128`` for those dividing by 128) at the top of the kernel, so later passes may drop masks
-and widen accesses. ``kernel.explain_cache()`` lists every compilation and why it happened.
+included —, which sizes are divisible by 16 or 128, device); other sizes of the same class reuse it. Sizes
+that divide by 16 become ``assume(n % 16 == 0)`` facts (``% 128`` for those dividing by 128) at the top of
+the kernel, so later passes may drop masks and widen accesses. ``kernel.explain_cache()`` lists every compilation and why it happened.
 
 **Caches.** Compiled kernels are kept in memory per kernel object, and on disk (:mod:`.cache`) under a key
 made of the kernel's source text, its specialised IR, the options, the vmlang version, the backend's

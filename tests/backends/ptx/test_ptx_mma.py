@@ -27,6 +27,7 @@ toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
 launch = importlib.import_module("vmlang.backends.ptx.launch")
 mma = importlib.import_module("vmlang.backends.ptx.mma")
 async_copy = importlib.import_module("vmlang.backends.ptx.async_copy")
+exchange = importlib.import_module("vmlang.backends.ptx.exchange")
 
 needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
                                  reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
@@ -100,7 +101,7 @@ def _emulate(m, n, k, warps, mem_a, mem_b):
 
     def mem_of(X, mem):
         rows, cols = X.shape
-        byte = async_copy._byte_table(mem, 2, rows * cols)
+        byte = exchange.shared_byte_table(mem, 2, rows * cols)
         img = {}
         for idx, bt in enumerate(byte):
             img[int(bt)] = X[idx % rows, idx // rows]          # colex index -> element (r, c)
