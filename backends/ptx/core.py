@@ -82,12 +82,26 @@ def signature(kernel: N.Kernel) -> Signature:
 
 
 # ----------------------------------------------------------------------------------- values
+@dataclass(frozen=True)
+class Packed:
+    """Where the codes of a tile's value slots sit in the 32-bit words a vector load read (:mod:`.vector`):
+    ``words`` are i32 values, ``where[v]`` is ``(word index, bit offset)`` of slot ``v``'s ``bits``-bit
+    code (its low bit first), or None for a code that straddles two words. Lets a cast decode two codes
+    per word operation (:mod:`.unpack`)."""
+    words: tuple
+    where: tuple
+    bits: int
+
+
 @dataclass
 class Tile:
-    """A register tile: one LLVM value per value slot of ``layout`` (a TVLayout)."""
+    """A register tile: one LLVM value per value slot of ``layout`` (a TVLayout). ``packed``: the words
+    the slots' codes were cut from (set by a vector load, None otherwise; a rule that builds a new tile
+    drops it)."""
     slots: list
     layout: object
     dtype: object
+    packed: Packed | None = None
 
 
 @dataclass

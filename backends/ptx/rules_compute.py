@@ -239,5 +239,15 @@ def _where(lw, i):
 @lower(N.Cast)
 def _cast(lw, i):
     src, dst = i.x.dtype, i.out.dtype
+    x = lw.get(i.x)
+    if isinstance(x, Tile) and x.packed is not None and x.dtype == src and i.out.is_tile:
+        # codes still in the words a vector load read: two per word operation where they pair up
+        from .unpack import cast_packed
+        lay = lw.layout_of(i.out)
+        if str(lay) == str(x.layout):
+            slots = cast_packed(lw.b, src, dst, x.packed, x.slots, i.saturate)
+            if slots is not None:
+                lw.set(i.out, Tile(slots, lay, dst))
+                return
     define(lw, i.out, lambda x: C.cast(lw.b, src, dst, x, i.saturate), i.x)
 

@@ -90,8 +90,9 @@ def _load_register(lw, i, src, fill, lay) -> Tile:
     dt = i.out.dtype
     b = lw.b
     hit = vector_load(lw, i, src, lay)
+    packed = None
     if hit is not None:
-        codes, oks = hit
+        codes, oks, packed = hit
     else:
         _, valid, _ = lw.thread_part(lay)
         codes, oks = [], []
@@ -107,7 +108,9 @@ def _load_register(lw, i, src, fill, lay) -> Tile:
     for code, ok in zip(codes, oks):
         x = from_code(b, dt, code)
         slots.append(b.select(ok, x, fill) if select else x)
-    return Tile(slots, lay, dt)
+    # the words go with the tile (a cast may decode two codes per word operation: .unpack) when every slot
+    # is its code, masked-off ones included
+    return Tile(slots, lay, dt, packed=None if select else packed)
 
 
 def fill_is_code_zero(lw, i, dt) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from . import memory as M
-from .core import I64, const_i32
+from .core import I64, Packed, const_i32
 
 #: widths handled here: one ld/st of a .v4.b32, .v2.b32, .b32 or .u16
 VECTOR_WIDTHS = (128, 64, 32, 16)
@@ -62,13 +62,13 @@ def _chunks(lw, i, g, lay, shape, plan, bits: int):
 
 
 def vector_load(lw, i, src, lay):
-    """``(codes, oks)`` per value slot (codes: i32 holding the low ``b`` bits), or None."""
+    """``(codes, oks, packed)`` per value slot (codes: i32 holding the low ``b`` bits; packed: the
+    :class:`~.core.Packed` words the codes were cut from, None for 16-bit chunks), or None."""
     plan = plan_of(lw, i)
     dt = i.out.dtype
     bits = dt.nbits
     if plan is None or lay.values * bits != plan.bits_per_access * plan.accesses_per_thread:
         return None
-    b = lw.b
     w = plan.bits_per_access
     words, preds = [], []
     for ptr, ok in _chunks(lw, i, src, lay, i.out.shape, plan, bits):
@@ -80,29 +80,33 @@ def vector_load(lw, i, src, lay):
             ws = [M.load_global(lw, ptr, ok, w)]
         words += ws
         preds.append(ok)
-    codes, oks = [], []
+    unit = 16 if w == 16 else 32
+    codes, where = split_words(lw.b, words, bits, lay.values, unit)
+    oks = [preds[v * bits // w] for v in range(lay.values)]
+    packed = Packed(tuple(words), tuple(where), bits) if unit == 32 else None
+    return codes, oks, packed
+
+
+def split_words(b, words: list, bits: int, n: int, unit: int = 32):
+    """The ``n`` codes of ``bits`` bits packed LSB first in ``words`` (i32 values holding ``unit`` = 32 or
+    16 bits each): ``(codes, where)``, codes as i32 (low bits), ``where[v]`` = (word, bit offset), or None
+    for a code straddling two words (``(lo >> sh) | (hi << (unit - sh))``, masked)."""
+    codes, where = [], []
     mask = (1 << bits) - 1
-    for v in range(lay.values):
-        r = v * bits
-        if w == 16:             # one 16-bit word per chunk (zero-extended into an i32)
-            j, sh = divmod(r, 16)
-            x = words[j]
-            if sh + bits > 16:
-                x = b.or_(x, b.shl(words[j + 1], const_i32(16)))
-        else:
-            j, sh = divmod(r, 32)
-            x = words[j]
-            if sh + bits > 32:
-                hi = b.shl(words[j + 1], const_i32(32 - sh))
-                x = b.or_(b.lshr(x, const_i32(sh)), hi)
-                sh = 0
+    for v in range(n):
+        j, sh = divmod(v * bits, unit)
+        x = words[j]
+        where.append((j, sh) if sh + bits <= unit else None)
+        if sh + bits > unit:
+            hi = b.shl(words[j + 1], const_i32(unit - sh))
+            x = b.or_(b.lshr(x, const_i32(sh)) if sh else x, hi)
+            sh = 0
         if sh:
             x = b.lshr(x, const_i32(sh))
         if bits < 32:
             x = b.and_(x, const_i32(mask))
         codes.append(x)
-        oks.append(preds[r // w])
-    return codes, oks
+    return codes, where
 
 
 def vector_store(lw, i, dst, tile) -> bool:
@@ -146,4 +150,4 @@ def vector_store(lw, i, dst, tile) -> bool:
     return True
 
 
-__all__ = ["vector_load", "vector_store", "plan_of"]
+__all__ = ["vector_load", "vector_store", "plan_of", "split_words"]
