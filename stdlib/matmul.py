@@ -187,9 +187,32 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     G, s, z = _group_layout(K, int(qw.group_size), s, z, has_z)
     dot = path == "dot" if path else M >= DOT_MIN_M
     backend = backend or choose_backend(x2, T, dot)
+    tiles = _tiles(M, N, K, dot, backend, T)
+    exact = int(dot and not T.is_codebook and exact_in(T, X, has_z))
+    if exact and tiles["BK"] > G:
+        if G >= 16:          # one group per slab (tl.dot and mma need BK >= 16)
+            tiles["BK"] = G
+        else:
+            exact = 0
     _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
-            DOT=int(dot), **_tiles(M, N, K, dot, backend, T))
+            DOT=int(dot), EXACT=exact, **tiles)
     return y.reshape(*lead, N)
+
+
+@functools.lru_cache(maxsize=None)
+def exact_in(T: D.DType, X: D.DType, has_z: int = 0) -> bool:
+    """Whether every finite value of ``T`` (minus every zero point 0..255 when ``has_z``) is exact in ``X``
+    -- then the dot path multiplies the codes' values and scales each slab's sums (EXACT = 1 in
+    qmatmul.vm), never rounding a weight to X. Decided on the values, not the dtype names.
+
+    >>> exact_in(D.int4, D.float16), exact_in(D.float8_e4m3, D.bfloat16), exact_in(D.nf4, D.float16)
+    (True, True, False)
+    """
+    v = np.asarray(T.decode(np.arange(1 << T.nbits)), dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if has_z:
+        v = (v[:, None] - np.arange(256)[None, :]).ravel()
+    return bool(np.all(X.decode(X.encode(v)).astype(np.float64) == v))
 
 
 def choose_backend(x, T: D.DType, dot: bool) -> str:

@@ -255,6 +255,57 @@ def _tree(lw, cls, dt, vals):
     return vals[0]
 
 
+def _producer(lw, v: N.Value):
+    """The instruction that defines ``v`` (a map of the kernel's instructions, built once per lowering)."""
+    defs = getattr(lw, "_vm_defs", None)
+    if defs is None:
+        defs = {}
+        for ins in N.walk(lw.kernel.body):
+            for o in ins.results:
+                defs[o.id] = ins
+        lw._vm_defs = defs
+    return defs.get(v.id)
+
+
+def _product_factors(lw, i, x: Tile):
+    """For ``sum(a * b)`` over float32 whose input is the product itself (no conversion between): per slot
+    the two f32 factors, so the partial sums contract into ``fma`` -- each product is not rounded on its
+    own. The VM's sum is the exact sum rounded once; compiled backends approximate it within f32
+    rounding, and this keeps them closer to it (one rounding per term fewer), not further."""
+    if i.x.dtype != D.float32:
+        return None
+    mul = _producer(lw, i.x)
+    if type(mul) is not N.Mul or mul.a.dtype != D.float32 or mul.b.dtype != D.float32:
+        return None
+    n = len(x.slots)
+    try:
+        return list(zip(lw.slots(mul.a, n), lw.slots(mul.b, n)))
+    except Exception:         # an operand in shared memory or another layout: plain sums
+        return None
+
+
+#: at most this many independent fma chains per partial sum, each of at least FMA_CHAIN_MIN terms
+#: (latency hiding: a chain waits 4 cycles per step; other rows' chains interleave too)
+FMA_CHAINS, FMA_CHAIN_MIN = 4, 4
+
+
+def _fma_chains(lw, products, factors, grp):
+    """sum of ``products[v]`` for ``v`` in ``grp``: ``FMA_CHAINS`` interleaved chains, each starting from
+    its first product and adding the others as ``fma(a, b, acc)``, then added pairwise: ``n`` terms take
+    ``k`` multiplies, ``n - k`` fmas and ``k - 1`` adds instead of ``n`` multiplies and ``n - 1`` adds."""
+    b = lw.b
+    fma = lw.intrinsic("llvm.fma.f32", ir.FunctionType(F32, [F32, F32, F32]))
+    k = max(1, min(FMA_CHAINS, len(grp) // FMA_CHAIN_MIN))
+    chains = []
+    for j in range(k):
+        vs = grp[j::k]
+        acc = products[vs[0]]
+        for v in vs[1:]:
+            acc = b.call(fma, [factors[v][0], factors[v][1], acc])
+        chains.append(acc)
+    return _tree(lw, N.Sum, D.float32, chains)
+
+
 def _to_i32(b, v):
     t = v.type
     if t == F32:
@@ -318,7 +369,11 @@ def _reduce_shuffle(lw, i, x: Tile, plan: ShufflePlan, out_lay):
     # 1. within the thread
     def prep(v):
         return b.fpext(v, F32) if dt == D.float16 else v
-    accs = [_tree(lw, cls, adt, [prep(x.slots[v]) for v in grp]) if grp else ident for grp in plan.groups]
+    factors = _product_factors(lw, i, x) if cls is N.Sum else None
+    if factors is not None:
+        accs = [_fma_chains(lw, x.slots, factors, grp) if grp else ident for grp in plan.groups]
+    else:
+        accs = [_tree(lw, cls, adt, [prep(x.slots[v]) for v in grp]) if grp else ident for grp in plan.groups]
     if plan.threads_in < T and plan.scope != "thread":    # threads holding nothing add the identity
         _, valid, _ = lw.thread_part(x.layout)
         accs = [b.select(valid, a, ident) for a in accs]

@@ -357,3 +357,43 @@ def test_ptx_gemv_tiles_by_code_width():
     assert QM._tiles(1, 70, 130, False, "ptx", D.int3)["BK"] == 256          # no wider than K needs
     assert QM._tiles(1, 4096, 4096, False, "triton", D.int4)["BN"] == 16
     assert QM._tiles(32, 4096, 4096, True, "ptx", D.int4) == QM._tiles(32, 4096, 4096, True, "triton", D.int4)
+
+
+# ------------------------------------------------------------------------------------------ the exact dot path
+def test_exact_in_decides_on_the_values():
+    """EXACT = 1 needs every value of T (minus every zero point) to be exact in X, on the values."""
+    assert QM.exact_in(D.int4, D.float16) and QM.exact_in(D.int8, D.bfloat16)
+    assert QM.exact_in(D.uint8, D.bfloat16, 1)              # -255 .. 255: 8 significant bits
+    assert QM.exact_in(D.float8_e4m3, D.float16) and QM.exact_in(D.float6_e3m2, D.bfloat16)
+    assert not QM.exact_in(D.nf4, D.float16)                 # the nf4 table is not f16 values
+    assert not QM.exact_in(D.float8_e4m3, D.float16, 1)      # 448 - 1 needs more bits than f16 has
+
+
+@pytest.mark.parametrize("scheme,dt", [("int", D.int4), ("uint", D.uint4), ("float", D.float8_e4m3)])
+def test_exact_dot_path_never_rounds_a_weight(scheme, dt, backend, monkeypatch):
+    """The dot path with EXACT = 1 multiplies the codes' values and scales each slab's sum: with small
+    integer activations and f16 scales every sum is exact in f32, so y is the exact result rounded once to
+    f16 -- bit for bit on the VM. The same weights with EXACT = 0 (scaled weights rounded to f16 first)
+    give other bits somewhere, so the check tells the two apart."""
+    rng = np.random.default_rng(5)
+    N, K = 24, 64
+    qw = make_weight(rng, scheme, dt, N, K, 32, scale_dt="float16")
+    x = rng.integers(-3, 4, (16, K)).astype(np.float16)
+    x[x == 0] = 1
+    spy = Spy(monkeypatch)
+    y = QM.qmatmul(x, qw, backend=backend, path="dot")
+    assert spy.calls[0]["EXACT"] == 1 and spy.calls[0]["BK"] <= 32
+    want = (x.astype(np.float64) @ qw.dequantize().astype(np.float64).T).astype(np.float16)
+    if backend == "numpy":
+        np.testing.assert_array_equal(y, want)
+    else:
+        check(x, qw, y, f"{qw} exact dot {backend}")
+    c = dict(spy.calls[0], EXACT=0)
+    y0 = np.empty_like(y)
+    s, _ = QM._scales(qw)
+    z, has_z = QM._zeros(qw, x)
+    G, s, z = QM._group_layout(K, 32, s, z, has_z)
+    QM._launch(x, qw.codes, s, z, y0, backend, **c)
+    check(x, qw, y0, f"{qw} rounded dot {backend}")
+    if backend == "numpy":
+        assert np.any(y0 != want)

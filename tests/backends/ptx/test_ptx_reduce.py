@@ -337,3 +337,37 @@ def test_run_other_block_sizes(on_ptx, t, fn, warps):
         run_kernel(on_ptx, vm.compile_source(single_src(t, shape, fn, axis, warps), "t.vm", {}), x, y,
                    scale=scale, keep="vm")
         _check_vm(x, fn, t, [(y, axis)])
+
+
+# ==================================================================================== sums of products
+DOT_SRC = """
+kernel k(a: f32[R, C] global, b: f32[C] global, y: f32[R] global) grid(1) warps({w}) {{
+    v = load(a[0 : +{r}, 0 : +{c}]);
+    u = load(b[0 : +{c}]);
+    store(y[0 : +{r}], sum(v * u[None, :], axis=1));
+}}"""
+
+
+@needs_ptxas
+def test_sum_of_products_contracts_to_fma():
+    """``sum(a * b)`` in f32 adds each product with ``fma`` inside the thread (no separate rounding of the
+    product); a sum of sums does not, and neither does an f16 product (rounded to f16 first in the VM)."""
+    ptx, _ = ptx_of(DOT_SRC.format(r=16, c=256, w=4))
+    assert "fma.rn.f32" in ptx
+    plain, _ = ptx_of(DOT_SRC.format(r=16, c=256, w=4).replace("v * u[None, :]", "v + u[None, :]"))
+    assert "fma.rn.f32" not in plain
+    half, _ = ptx_of(DOT_SRC.format(r=16, c=256, w=4).replace("f32", "f16"))
+    assert "fma.rn.f32" not in half
+
+
+@pytest.mark.parametrize("r,c,w", [(16, 256, 4), (3, 17, 1), (1, 100, 2), (7, 33, 4)])
+def test_run_sum_of_products(on_ptx, r, c, w):
+    """The contracted sums agree with the VM's exact-then-rounded ones within the f32 tolerance."""
+    a = random_nonzero("f32", (r, c))
+    b = random_nonzero("f32", (c,))
+    y = np.zeros(r, np.float32)
+    scale = np.abs(a.astype(np.float64) * b.astype(np.float64)).sum(1)
+    run_kernel(on_ptx, vm.compile_source(DOT_SRC.format(r=r, c=c, w=w), "t.vm", {}), a, b, y,
+               scale={"y": scale}, keep="vm")
+    want = (a.astype(np.float64) * b.astype(np.float64)).sum(1)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * scale.max())
