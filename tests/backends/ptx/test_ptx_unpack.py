@@ -368,3 +368,27 @@ def test_kernels_decode_in_pairs(which, tmp_path, monkeypatch):
     assert _count(new) < _count(old), (_count(new), _count(old))
     T.ptxas_check(new, "sm_90")
     T.ptxas_check(_kernel_ptx(src, consts, facts, "sm_80", True, monkeypatch), "sm_80")
+
+
+# ------------------------------------------------------------------------------------------ on the device
+RUN_VM = """
+kernel k(w: {s}[R, C] global, y: {d}[R, C] global) grid(1) warps(4) {{
+    assume(C % 128 == 0);
+    store(y[0 : +16, 0 : +256], cast(load(w[0 : +16, 0 : +256]), {d}));
+}}"""
+RUN_CASES = [(s, d) for s, d, sat in CASES if not sat]
+
+
+@pytest.mark.parametrize("src, dst", RUN_CASES, ids=[f"{s.name}-{d.name}" for s, d in RUN_CASES])
+def test_run_vector_loaded_casts(src, dst, backend):
+    """``cast(load(w), D)`` of a 16 x 256 tile (128-bit loads: the pair path) on the backend, bit for bit
+    against the VM, every finite code of the source at random positions (``--backend ptx`` on a GPU)."""
+    import vmlang as vm
+    from support import run_kernel
+    if backend not in ("numpy", "ptx"):
+        pytest.skip("the pair decoding is the ptx backend's")
+    rng = np.random.default_rng(11)
+    finite = np.flatnonzero(np.isfinite(src.decode(np.arange(1 << src.nbits))))
+    w = vm.Tensor.from_codes(rng.choice(finite, (16, 256)), src)
+    y = vm.Tensor.from_codes(np.zeros((16, 256), np.int64), dst)
+    run_kernel(backend, vm.compile_source(RUN_VM.format(s=src.name, d=dst.name), "t.vm", {}), w, y)
