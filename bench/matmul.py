@@ -10,7 +10,8 @@ next to ``torch.matmul`` (cuBLAS) on the same inputs. GPU time per call comes fr
     rel.err = ||C - ref|| / ||ref||, ref = A @ B in float64 (first 256 rows)
 
 Usage (on the GPU machine): ``python bench/matmul.py [--shapes 4096x4096x4096] [--backend triton,ptx]
-[--tiles 64x64x32,128x128x32] [--out bench/RESULTS.md]``; ``--smoke`` runs a tiny shape (also on a CPU) to
+[--tiles 64x64x32,128x128x32x8] [--out bench/RESULTS.md]``; a tile is ``BMxBNxBK`` or ``BMxBNxBKxW`` (W warps
+per block, default 4); ``--smoke`` runs a tiny shape (also on a CPU) to
 check the script itself.
 """
 from __future__ import annotations
@@ -69,11 +70,12 @@ def run(args) -> list[dict]:
         t_cublas = timed(lambda: a @ b, args.warmup, args.iters, dev)
         rows.append(dict(shape=(M, N, K), impl="cuBLAS fp16", us=t_cublas, err=err(a @ b)))
         for be in args.backends:
-            for (bm, bn, bk) in args.tiles:
+            for tile in args.tiles:
                 c = torch.empty((M, N), dtype=torch.float16, device=dev)
-                name = f"vmlang {be} {bm}x{bn}x{bk}"
+                name = f"vmlang {be} {'x'.join(str(v) for v in tile)}"
+                consts = dict(zip(("BM", "BN", "BK", "W"), tile))
                 try:
-                    t = timed(lambda: k(a, b, c, BM=bm, BN=bn, BK=bk, backend=be), args.warmup, args.iters, dev)
+                    t = timed(lambda: k(a, b, c, backend=be, **consts), args.warmup, args.iters, dev)
                     rows.append(dict(shape=(M, N, K), impl=name, us=t, err=err(c)))
                 except Exception as e:  # noqa: BLE001 - a failing configuration is reported, the run goes on
                     rows.append(dict(shape=(M, N, K), impl=name, us=float("nan"), err=float("nan"),
@@ -99,6 +101,18 @@ def fmt_row(r) -> str:
             f"{f(r['err'], '.1e')} |{note}")
 
 
+def parse_tile(text: str) -> tuple:
+    """``BMxBNxBK`` or ``BMxBNxBKxW`` (W: warps per block; the kernel's default when left out).
+
+    >>> parse_tile("128x128x32x8")
+    (128, 128, 32, 8)
+    """
+    vals = tuple(int(v) for v in text.split("x"))
+    if len(vals) not in (3, 4):
+        raise SystemExit(f"--tiles: {text!r} is not BMxBNxBK or BMxBNxBKxW")
+    return vals
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shapes", default="4096x4096x4096")
@@ -116,7 +130,7 @@ def main(argv=None):
         if args.device == "cpu":
             args.backend = "numpy"
     args.shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
-    args.tiles = [tuple(int(v) for v in s.split("x")) for s in args.tiles.split(",")]
+    args.tiles = [parse_tile(s) for s in args.tiles.split(",")]
     args.backends = [b for b in args.backend.split(",") if b]
     t0 = time.time()
     print(HEAD)

@@ -64,6 +64,16 @@ def _choose_shared(writer: TVLayout, reader: TVLayout, bits: int):
         return None
 
 
+@functools.lru_cache(maxsize=128)
+def _choose_ldmatrix(choice, writer: TVLayout, shape: tuple, bits: int):
+    """:func:`.ldmatrix.choose_for_ldmatrix` (cached), or None."""
+    from .ldmatrix import choose_for_ldmatrix
+    try:
+        return choose_for_ldmatrix(choice, writer, shape, bits)
+    except LayoutError:
+        return None
+
+
 def _where(ins) -> str:
     loc = getattr(ins, "loc", None)
     return f" at {os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
@@ -416,6 +426,13 @@ class _Infer:
                 ch = _choose_shared(writer, reader, v.dtype.nbits)
                 if ch is None:
                     break
+                lm = _choose_ldmatrix(ch, writer, tuple(v.shape), v.dtype.nbits)
+                if lm is not None:       # 16-bit operands are read by ldmatrix: rank by its 8-row phases
+                    mem, wc, lx = lm
+                    self.note(ins, f"{value_label(v)}: shared layout for the copy in and the mma {f} "
+                                   f"fragments: {mem}: write {ch.write.bits}-bit, {wc} conflicts; read by "
+                                   f"ldmatrix, {lx} conflicts")
+                    return mem
                 self.note(ins, f"{value_label(v)}: shared layout for the copy in and the mma {f} "
                                f"fragments: {ch}")
                 return ch.mem

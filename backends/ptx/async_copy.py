@@ -14,7 +14,9 @@ memory) unless all of this holds, checked at compile time:
 Emitted code: a barrier (earlier readers of the tile, e.g. the previous loop iteration, are done), per
 chunk ``@p cp.async.cg.shared.global [dst], [src], 16, n`` (``.ca`` and 8 / 4 bytes for narrower plans)
 with ``n = 16`` inside the shape and ``n = 0`` outside (zero fill, nothing read), then
-``cp.async.commit_group; cp.async.wait_group 0;`` and a barrier.
+``cp.async.commit_group; cp.async.wait_group 0;`` and a barrier. Inside a ``for`` loop the load may
+instead be software-pipelined over several stage buffers (:mod:`.pipeline`), which uses
+:func:`copy_plan` and :func:`issue_copies` of this module with its own commit groups and waits.
 
 Worked example: ``at = load(a[m0 : +64, k0 : +32])`` (f16, ``Sw<2,4,3> o (64,32):(32,1)``), 128 threads,
 default layout 8 halves per chunk, 2 chunks per thread: thread 0 copies a[m0, k0 .. k0+7] to bytes
@@ -23,6 +25,8 @@ thread 4 copies a[m0+1, k0 .. k0+7]: row 1 starts at byte 64, bits 7..8 of 64 ar
 64..79. Thread 8 (row 2, byte 128) lands at 128 ^ (1 << 4) = 144.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
@@ -57,7 +61,8 @@ def chunk_ok(copy_layout: TVLayout, shape, mem_layout, ebytes: int, per: int, nb
 
 def _cp_async(lw, pred, dst_off, src_ptr, nbytes: int, src_size):
     b = lw.b
-    dst = b.ptrtoint(lw.shared_ptr(dst_off), I32)
+    from .exchange import shared_addr32
+    dst = shared_addr32(lw, dst_off if isinstance(dst_off, ir.Value) else const_i32(dst_off))
     kind = "cg" if nbytes == 16 else "ca"
     asm = (f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p cp.async.{kind}.shared.global [$1], [$2], {nbytes}, $3; }}")
     fn = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [I32, I32, GPTR, I32]), asm, "r,r,l,r,~{memory}",
@@ -71,55 +76,100 @@ def _wait_all(lw):
     lw.b.call(asm, [])
 
 
-def try_async_load(lw, i, src) -> bool:
-    """Copy a global tile into a new shared tile with cp.async; False where that does not apply."""
+@dataclass(frozen=True)
+class CopyPlan:
+    """How one global -> shared tile load is copied (decided at compile time by :func:`copy_plan`):
+    ``lay`` is the copying threads' register layout, each thread copies ``lay.values // per`` chunks of
+    ``per`` elements = ``nbytes`` bytes; the shared tile needs ``size_bytes`` bytes (its memory layout's
+    cosize) laid out by ``mem``; ``masked``: chunks are bounds-checked (the load is masked and its vector
+    plan did not prove the slice inside the shape)."""
+    lay: object
+    shape: tuple
+    mem: object
+    dtype: object
+    ebytes: int
+    nbytes: int
+    per: int
+    size_bytes: int
+    masked: bool = True       # bounds checks needed (False: the vectorize pass proved the slice inside)
+
+
+def copy_plan(lw, i) -> CopyPlan | None:
+    """The :class:`CopyPlan` of load ``i`` (a global slice into a shared tile), or None where cp.async does
+    not apply (the conditions of the module docstring). Emits nothing."""
     if not i.out.is_tile or i.out.type.space != "shared":
-        return False
+        return None
     dt = i.out.dtype
     if dt.nbits not in (8, 16, 32):          # whole bytes (bool is 1 bit); bf16 staged as its 16-bit code
-        return False
+        return None
     from .rules_memory import fill_is_code_zero
     from .vector import plan_of
     plan = plan_of(lw, i)
     if plan is None or plan.bits_per_access not in (128, 64, 32) or not fill_is_code_zero(lw, i, dt):
-        return False
+        return None
     mem = i.out.type.layout
     if mem is None or hasattr(mem, "threads"):
-        return False
+        return None
     eb = dt.nbits // 8
     nbytes = plan.bits_per_access // 8
     per = nbytes // eb
     shape = tuple(i.out.shape)
     lay = lw.default_layout(i.out)
     if plan.accesses_per_thread * per != lay.values:
-        return False
+        return None
     if not chunk_ok(lay, shape, mem, eb, per, nbytes):
-        return False
+        return None
     f = getattr(mem, "layout", mem)
     size = max(int(f.cosize) if hasattr(f, "cosize") else 0, int(np.prod(shape)))
-    st = SharedTile(lw.alloc_shared(size * eb), mem, dt, shape, eb)
-    if st.offset % 16:
-        return False      # pragma: no cover (alloc_shared aligns to 16)
+    return CopyPlan(lay, shape, mem, dt, eb, nbytes, per, size * eb, bool(i.masked and plan.masked))
 
+
+def issue_copies(lw, i, src, cp: CopyPlan, st: SharedTile) -> None:
+    """This thread's ``cp.async`` of load ``i`` into shared tile ``st`` (no barrier, no commit): the index
+    values are read from ``lw`` as they are bound now (the pipeline binds a later iteration's)."""
     from .exchange import shared_offset
     from .rules_memory import first_holders, positions
     b = lw.b
-    go, _ = first_holders(lw, lay)           # each chunk copied once (chunks are whole: no repeated slot)
-    coords = lw.coords(lay, shape)
-    lw.barrier()                         # earlier readers of shared memory (previous iteration) are done
-    for j in range(lay.values // per):
-        c = coords[j * per]
+    go, _ = first_holders(lw, cp.lay)        # each chunk copied once (chunks are whole: no repeated slot)
+    coords = lw.coords(cp.lay, cp.shape)
+    for j in range(cp.lay.values // cp.per):
+        c = coords[j * cp.per]
         pos = positions(lw, i.index, c)
-        ok = M.in_bounds(lw, src, pos) if i.masked else ir.Constant(I1, 1)
-        off = b.lshr(M.bit_address(lw, src, pos, dt.nbits), ir.Constant(I64, 3))
+        ok = M.in_bounds(lw, src, pos) if cp.masked else ir.Constant(I1, 1)
+        off = b.lshr(M.bit_address(lw, src, pos, cp.dtype.nbits), ir.Constant(I64, 3))
         off = b.select(ok, off, ir.Constant(I64, 0))          # masked-off chunks read nothing
         ptr = M.byte_ptr(lw, src.ptr, off)
-        size_ = b.select(ok, const_i32(nbytes), const_i32(0))
-        _cp_async(lw, go, shared_offset(lw, st, c), ptr, nbytes, size_)
+        size_ = b.select(ok, const_i32(cp.nbytes), const_i32(0))
+        _cp_async(lw, go, shared_offset(lw, st, c), ptr, cp.nbytes, size_)
+
+
+def try_async_load(lw, i, src) -> bool:
+    """Copy a global tile into a new shared tile with cp.async; False where that does not apply."""
+    cp = copy_plan(lw, i)
+    if cp is None:
+        return False
+    st = SharedTile(lw.alloc_shared(cp.size_bytes), cp.mem, cp.dtype, cp.shape, cp.ebytes)
+    if st.offset % 16:
+        return False      # pragma: no cover (alloc_shared aligns to 16)
+    lw.barrier()                         # earlier readers of shared memory (previous iteration) are done
+    issue_copies(lw, i, src, cp, st)
     _wait_all(lw)
     lw.barrier()
     lw.set(i.out, st)
     return True
 
 
-__all__ = ["try_async_load", "chunk_ok"]
+def commit(lw) -> None:
+    """``cp.async.commit_group``: the copies issued since the last commit form one group (possibly empty)."""
+    asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "cp.async.commit_group;", "~{memory}", side_effect=True)
+    lw.b.call(asm, [])
+
+
+def wait_group(lw, n: int) -> None:
+    """``cp.async.wait_group n``: all but the ``n`` most recently committed groups of this thread are done."""
+    asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), f"cp.async.wait_group {int(n)};", "~{memory}",
+                       side_effect=True)
+    lw.b.call(asm, [])
+
+
+__all__ = ["try_async_load", "chunk_ok", "copy_plan", "issue_copies", "CopyPlan", "commit", "wait_group"]

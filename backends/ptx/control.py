@@ -52,17 +52,33 @@ def _copy_shared(lw, src: SharedTile, dst: SharedTile, shape):
 
 @lower(N.For)
 def _for(lw, i):
+    from .pipeline import try_pipeline
+    if try_pipeline(lw, i):        # cp.async loads of the body in S stage buffers (pipeline.py)
+        return
+    emit_for(lw, i)
+
+
+def emit_for(lw, i, body: N.Block | None = None, state=(), advance=None, enter=None):
+    """Emit loop ``i``: a header with the loop variable, one phi per carried value slot and per extra
+    i32 ``state`` value, the body, and the latch. ``enter(var, state_phis)`` runs at the start of the body
+    (before ``body``, by default ``i.body``); ``advance(state_phis)`` gives the state's next values at the
+    latch (emitted after the body). The pipeline (:mod:`.pipeline`) passes its stage offsets as state."""
     b = lw.b
     start, stop, step = lw.get(i.start), lw.get(i.stop), lw.get(i.step)
     inits = [lw.get(v) for v in i.inits]
     pre = b.block
     header = lw.fn.append_basic_block("for_head")
-    body = lw.fn.append_basic_block("for_body")
+    body_bb = lw.fn.append_basic_block("for_body")
     done = lw.fn.append_basic_block("for_end")
     b.branch(header)
     b.position_at_end(header)
     var = b.phi(I32, name="i")
     var.add_incoming(start, pre)
+    sphis = []
+    for s0 in state:
+        p = b.phi(s0.type)
+        p.add_incoming(s0, pre)
+        sphis.append(p)
     phis = []
     carried = []
     for x in inits:
@@ -72,12 +88,14 @@ def _for(lw, i):
             p.add_incoming(v, pre)
         phis.append(ps)
         carried.append(_rebuild(x, ps)[0])
-    b.cbranch(b.icmp_signed("<", var, stop), body, done)
-    b.position_at_end(body)
+    b.cbranch(b.icmp_signed("<", var, stop), body_bb, done)
+    b.position_at_end(body_bb)
     lw.set(i.var, var)
     for c, x in zip(i.carried, carried):
         lw.set(c, x)
-    lw.run_block(i.body)
+    if enter is not None:
+        enter(var, sphis)
+    lw.run_block(i.body if body is None else body)
     for y, x, ps in zip(i.yields, carried, phis):
         yv = lw.get(y)
         if isinstance(x, SharedTile):
@@ -86,9 +104,12 @@ def _for(lw, i):
         vals = _flat(yv)
         if len(vals) != len(ps):
             raise ValueError(f"loop-carried {y.name or y.id}: the yield's layout differs from the carried value's")
+    nstate = list(advance(sphis)) if advance is not None else []
     latch = b.block
     nxt = b.add(var, step)
     var.add_incoming(nxt, latch)
+    for p, v in zip(sphis, nstate):
+        p.add_incoming(v, latch)
     for y, x, ps in zip(i.yields, carried, phis):
         for p, v in zip(ps, _flat(lw.get(y))):
             p.add_incoming(v, latch)
@@ -138,4 +159,4 @@ def _if(lw, i):
         lw.set(o, _rebuild(a, merged)[0])
 
 
-__all__ = ["I1"]
+__all__ = ["I1", "emit_for"]

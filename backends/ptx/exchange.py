@@ -116,7 +116,8 @@ class SharedReader:
 
 def shared_offset(lw, st: SharedTile, coords) -> ir.Value:
     """Byte offset (i32) of tile coordinate ``coords`` of a shared tile (its memory layout is
-    colexicographic-indexed like every layout: ``layout(colex index)`` = element offset)."""
+    colexicographic-indexed like every layout: ``layout(colex index)`` = element offset). A tile of a
+    software-pipelined loop (:class:`.pipeline.StagedTile`) adds its stage's byte offset, a run-time value."""
     b = lw.b
     lay = st.layout
     f = getattr(lay, "layout", lay)          # MemLayout wraps a Layout (+ swizzle)
@@ -135,7 +136,19 @@ def shared_offset(lw, st: SharedTile, coords) -> ir.Value:
     sw = getattr(lay, "swizzle", None)
     if sw is not None and getattr(sw, "bits", 0):
         byte = apply_swizzle(b, sw, byte)
-    return b.add(const_i32(st.offset), byte)
+    start = const_i32(st.offset)
+    stage = getattr(st, "stage_base", None)      # a pipelined tile (pipeline.StagedTile): its stage's bytes
+    if stage is not None:
+        start = b.add(start, stage)
+    return b.add(start, byte)
+
+
+def shared_addr32(lw, byte_offset) -> ir.Value:
+    """The 32-bit shared-window address of ``byte_offset`` (i32) in the dynamic allocation, for inline PTX
+    (``ldmatrix``, ``cp.async``): the allocation's address, converted once, plus the offset in 32-bit
+    arithmetic (a generic-width pointer per access would cost a 64-bit add and two conversions)."""
+    base = lw.smem.ptrtoint(I32)
+    return lw.b.add(base, byte_offset)
 
 
 def shared_byte_table(layout, ebytes: int, n: int):

@@ -99,23 +99,50 @@ class CompiledKernel:
 
 
 def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
-    """(program, llvmlite module, lowerer) for ``kernel``."""
+    """(program, llvmlite module, lowerer) for ``kernel``.
+
+    ``options`` may set ``pipeline_stages`` (2 or more; 0 or 1: no software pipelining of cp.async loads,
+    see :mod:`.pipeline`). When a pipelined kernel needs more dynamic shared memory than the architecture
+    has, it is lowered again without pipelining (the loads then stage one buffer per tile)."""
     from vmlang.passes import pipeline
     from . import rules  # noqa: F401  (registers every rule)
+    from .pipeline import DEFAULT_SHARED_LIMIT, SHARED_LIMIT, STAGES
     program = pipeline(kernel, options)
+    stages = _option(options, "pipeline_stages", STAGES)
     lw = Lowerer(program, arch or "sm_90")
+    lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
     module = lw.finish()
+    limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
+    if lw.shared_max > limit and any("for loop pipelined:" in t for _, t in getattr(lw, "pipeline_notes", ())):
+        lw = Lowerer(program, arch or "sm_90")
+        lw.pipeline_off = True
+        module = lw.finish()
+        lw.pipeline_notes = [(None, f"not pipelined: with pipelining the kernel needs more than the {limit} "
+                                    f"bytes of shared memory of {lw.arch}")] + getattr(lw, "pipeline_notes", [])
     return program, module, lw
 
 
+def _option(options, name: str, default):
+    if options is None:
+        return default
+    v = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
+    return default if v is None else int(v)
+
+
+def lowering_report(program, lw) -> str:
+    """The passes' report plus the lowering's own decisions (software pipelining, ``pipeline:``)."""
+    from vmlang.passes.program import Note, format_report
+    notes = [Note("pipeline", loc, text) for loc, text in getattr(lw, "pipeline_notes", ())]
+    return format_report(program.with_(notes=notes) if notes else program)
+
+
 def compile(kernel: N.Kernel, options=None) -> CompiledKernel:  # noqa: A001 - backend contract
-    from vmlang.passes.program import format_report
     from .toolchain import default_arch, to_ptx
     arch = getattr(options, "arch", None) or default_arch()
     program, module, lw = lower_program(kernel, options, arch)
     text = str(module)
     ptx = to_ptx(text, arch)
-    return CompiledKernel(kernel, ptx, text, lw.shared_max, format_report(program), options)
+    return CompiledKernel(kernel, ptx, text, lw.shared_max, lowering_report(program, lw), options)
 
 
 def load(kernel: N.Kernel, files: dict, options=None) -> CompiledKernel:

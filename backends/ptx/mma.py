@@ -135,6 +135,13 @@ class _Operand:
             self.map = fragment_slots(self.tile.layout, role, self.shape)
         elif self.st is not None:
             self.ldmatrix = _row_segments_ok(self.st, *self.shape)
+        self.bytes = None           # [r, c] -> byte offset in the shared tile (ldmatrix address reuse)
+        self.addrs: list = []       # (lane byte offsets, address value) of the addresses computed so far
+        if self.ldmatrix:
+            from .exchange import shared_byte_table
+            R, C = self.shape
+            tbl = shared_byte_table(self.st.layout, self.st.ebytes, R * C)
+            self.bytes = None if tbl is None else np.asarray(tbl).reshape(C, R).T
 
     @property
     def usable(self) -> bool:
@@ -191,27 +198,60 @@ class _Operand:
         return [_pack(b, self.dt, vals[2 * j], vals[2 * j + 1]) for j in range(len(vals) // 2)]
 
     def _ldmatrix(self, key, warp):
-        from .exchange import shared_offset
         b, lw = self.lw.b, self.lw
         lane = b.urem(lw.tid(), const_i32(32))
-        r0, c0 = self._origin(key, warp, 0), self._origin(key, warp, 1)
         if self.role == "a":
             # lane l: row l % 16, columns 8 * (l // 16) ..+8; matrices 0..3 = a0..a3
-            r = b.add(r0, b.urem(lane, const_i32(16)))
-            c = b.add(c0, b.mul(b.udiv(lane, const_i32(16)), const_i32(8)))
-            return _ldsm(lw, shared_offset(lw, self.st, [r, c]), 4, False)
+            addr = self._address(key, warp, "a", lambda r0, c0: (b.add(r0, b.urem(lane, const_i32(16))),
+                                 b.add(c0, b.mul(b.udiv(lane, const_i32(16)), const_i32(8)))))
+            return _ldsm(lw, addr, 4, False)
         # B: k rows r0 + (l % 16) of the 8 columns at c0, transposed: b0, b1
-        r = b.add(r0, b.urem(lane, const_i32(16)))
-        return _ldsm(lw, shared_offset(lw, self.st, [r, c0]), 2, True)
+        addr = self._address(key, warp, "b2", lambda r0, c0: (b.add(r0, b.urem(lane, const_i32(16))), c0))
+        return _ldsm(lw, addr, 2, True)
 
     def ldmatrix_b_pair(self, key, key2, warp):
         """B fragments of two consecutive k tiles (same n tile) with one ``ldmatrix.x4.trans``."""
-        from .exchange import shared_offset
         b, lw = self.lw.b, self.lw
         lane = b.urem(lw.tid(), const_i32(32))
-        r = b.add(self._origin(key, warp, 0), lane)           # rows kt*16 + l, l < 32
-        regs = _ldsm(lw, shared_offset(lw, self.st, [r, self._origin(key, warp, 1)]), 4, True)
+        addr = self._address(key, warp, "b4", lambda r0, c0: (b.add(r0, lane), c0))   # rows kt*16 + l, l < 32
+        regs = _ldsm(lw, addr, 4, True)
         self.cache[key], self.cache[key2] = regs[:2], regs[2:]
+
+    def _address(self, key, warp, kind: str, row_col):
+        """The 32-bit shared address this lane gives ldmatrix for the fragment(s) at ``key``.
+
+        The byte offsets of every lane of every warp are known at compile time (:func:`lane_bytes`); when
+        they differ from those of an address computed before by the same constant for all lanes, the
+        address is that one plus the constant (an immediate offset for ptxas), else it is computed through
+        the layout and swizzle (``row_col(r0, c0)`` gives this lane's row and column). Example: a =
+        f16[128, 32] with ``Sw<2,4,3>``: the tiles of rows 16 .. 31, 32 .. 47, ... of one k step lie 1024,
+        2048, ... bytes after those of rows 0 .. 15 in every lane (the swizzle reads row bits 1..2, which
+        a step of 16 rows leaves alone), so each k step computes one address and the rest are immediates."""
+        from .exchange import shared_addr32, shared_offset
+        vec = None
+        if self.bytes is not None:
+            vec = lane_bytes(self.bytes, self.role, kind, key)
+            for old, val in self.addrs:
+                d = vec - old
+                if np.all(d == d[0]):
+                    return self.lw.b.add(val, const_i32(int(d[0]))) if d[0] else val
+        r, c = row_col(self._origin(key, warp, 0), self._origin(key, warp, 1))
+        val = shared_addr32(self.lw, shared_offset(self.lw, self.st, [r, c]))
+        if vec is not None:
+            self.addrs.append((vec, val))
+        return val
+
+
+def lane_bytes(byte, role: str, kind: str, key) -> np.ndarray:
+    """Byte offset in the tile (``byte[r, c]``, swizzle included) of the ldmatrix row address of every
+    thread ``32 w + l`` for fragment key ``key`` (``key[w]`` = warp w's (row tile, col tile)): ``kind`` "a"
+    (x4: row l % 16, column 8 * (l // 16)), "b2" (x2.trans: row l % 16) or "b4" (x4.trans: row l)."""
+    fr, fc, _ = FRAG[role]
+    lane = np.arange(32)
+    rows = {"a": lane % 16, "b2": lane % 16, "b4": lane}[kind]
+    cols = 8 * (lane // 16) if kind == "a" else np.zeros(32, np.int64)
+    out = [byte[k[0] * fr + rows, k[1] * fc + cols] for k in key]
+    return np.concatenate(out)
 
 
 def _pack(b, dt, lo, hi):
@@ -219,10 +259,9 @@ def _pack(b, dt, lo, hi):
     return b.or_(to_code(b, dt, lo), b.shl(to_code(b, dt, hi), const_i32(16)))
 
 
-def _ldsm(lw, byte_off, n: int, trans: bool) -> list:
-    """``ldmatrix.sync.aligned.m8n8.x{n}[.trans].shared.b16`` at this lane's row address."""
+def _ldsm(lw, addr, n: int, trans: bool) -> list:
+    """``ldmatrix.sync.aligned.m8n8.x{n}[.trans].shared.b16`` at this lane's row address (32-bit shared)."""
     b = lw.b
-    addr = b.ptrtoint(lw.shared_ptr(byte_off), I32)
     outs = ",".join(f"${k}" for k in range(n))
     tr = ".trans" if trans else ""
     asm = f"ldmatrix.sync.aligned.m8n8.x{n}{tr}.shared.b16 {{{outs}}}, [${n}];"
@@ -282,17 +321,18 @@ def try_lower(lw, i) -> bool:
     K = i.a.shape[1] // 16
     warp = b.udiv(lw.tid(), const_i32(32))
     slots = list(acc.slots)
-    for key in cmap:
-        sl = cmap[key]
-        c = [slots[s] for s in sl]
-        for kt in range(K):
+    # k step outermost: the mma of one k step are independent (no back-to-back accumulator chains), and
+    # the fragments of step kt + 1 can be read while step kt computes
+    for kt in range(K):
+        for key in cmap:
+            sl = cmap[key]
             ka = tuple((mt, kt) for mt, _ in key)
             kb = tuple((kt, nt) for _, nt in key)
             if B.st is not None and B.ldmatrix and kb not in B.cache and kt + 1 < K:
                 B.ldmatrix_b_pair(kb, tuple((kt + 1, nt) for _, nt in key), warp)
-            c = _mma(b, i.a.dtype, A.regs(ka, warp), B.regs(kb, warp), c)
-        for s, x in zip(sl, c):
-            slots[s] = x
+            c = _mma(b, i.a.dtype, A.regs(ka, warp), B.regs(kb, warp), [slots[s] for s in sl])
+            for s, x in zip(sl, c):
+                slots[s] = x
     lw.set(i.out, Tile(slots, acc.layout, i.out.dtype))
     return True
 

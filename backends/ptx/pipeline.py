@@ -1,0 +1,268 @@
+"""Software pipelining of ``cp.async`` tile loads in ``for`` loops: S stage buffers (S = 3, else 2).
+
+Without it every iteration of a GEMM loop waits for its own loads (:mod:`.async_copy`: barrier, copies,
+``wait_group 0``, barrier, then the math), so memory latency and tensor-core work never overlap. With it
+the copies of iteration ``i + S - 1`` are in flight while iteration ``i`` computes.
+
+**Schedule** (:func:`schedule` spells it out; ``n`` iterations, ``buf(j) = j % S``)::
+
+    prologue:   bar.sync                                    (an outer loop's readers of the buffers are done)
+                for j in 0 .. S-2:  if j < n: copies of iteration j -> buf(j);  commit_group
+    iteration i: wait_group S-2; bar.sync                   (iteration i's group is done, for every thread;
+                                                             every thread finished iteration i-1)
+                if i+S-1 < n: copies of iteration i+S-1 -> buf(i+S-1) = buf(i-1);  commit_group
+                the body, reading buf(i)
+    after:      wait_group 0                                (only empty groups can be left: a no-op)
+
+Worked example, S = 3, n = 4 (``k0`` = 0, 32, 64, 96 in matmul_f16 with BK = 32): the prologue commits
+groups g0 (iteration 0 -> buf 0) and g1 (iteration 1 -> buf 1). Iteration 0: ``wait_group 1`` leaves at
+most g1 pending, so g0 is done; bar.sync; issue g2 (iteration 2 -> buf 2); compute on buf 0. Iteration 1:
+wait 1 -> g1 done; bar.sync (everyone finished reading buf 0 in iteration 0); issue g3 (iteration 3 ->
+buf 0); compute on buf 1. Iteration 2: wait 1 -> g2 done; issue nothing (iteration 4 does not exist) but
+commit an empty group g4, so that "all but the newest 1" still means g3 at iteration 3; compute on buf 2.
+Iteration 3: wait 1 -> g3 done; empty g5; compute on buf 0. Each iteration issues before it computes: the
+barrier after the wait already proves buf(i-1) is free, and the copies get the whole body to land.
+
+The copies issued for iteration ``i + S - 1`` use that iteration's addresses: the body's scalar
+instructions that the load's index depends on (:func:`index_slice`) are lowered again with the loop
+variable bound to ``i + (S-1) * step``, inside a block-uniform branch ``if i + (S-1) * step < stop``
+(computed in 64 bits), so a load past the end is never issued, let alone out of bounds. The stage buffer
+of a tile is a run-time byte offset (:class:`StagedTile`; :func:`.exchange.shared_offset` adds it), carried
+as loop phis: ``rd`` (read stage: 0, SB, 2 SB, 0, ...) and ``wr`` (write stage: the previous ``rd``).
+
+**Conditions** (all decided at compile time from the IR; otherwise the loop is lowered as before):
+
+* a load qualifies when it is an instruction at the top level of the loop body (runs once per iteration),
+  reads a global tensor into a shared tile, :func:`.async_copy.copy_plan` accepts it (cp.async applies:
+  vector plan, code-0 fill, chunks contiguous in shared memory), its index depends on the loop variable,
+  and everything its index and fill depend on inside the body is a side-effect-free scalar instruction
+  (constants, arithmetic, comparisons, casts, ``where``) of the loop variable and values from outside the
+  loop (not of loop-carried values);
+* its tile is not yielded to the next iteration (SSA scoping then keeps every reader inside the iteration);
+* the body writes no global memory (no ``store``, ``atomic_add``, anywhere in it): loads move up to S-1
+  iterations earlier, which is only the same program when nothing they could read changes meanwhile;
+* the S stage buffers of all qualifying loads fit the architecture's dynamic shared memory
+  (:data:`SHARED_LIMIT`) on top of what is allocated already: S = :data:`STAGES`, else 2, else no
+  pipelining. :func:`.launch.lower_program` lowers again without pipelining if the kernel's peak ends
+  above the limit anyway.
+
+The decision is recorded in ``lw.pipeline_notes`` (the compiled kernel's report shows it under
+``pipeline:``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from vmlang.ir import nodes as N
+
+from .core import I32, I64, GlobalArg, SharedTile, const_i32
+
+#: stage buffers per pipelined tile (2 when 3 do not fit)
+STAGES = 3
+
+#: bytes of dynamic shared memory one block may use (after the launcher's opt-in) per architecture
+SHARED_LIMIT = {"sm_80": 166912, "sm_86": 101376, "sm_87": 166912, "sm_89": 101376, "sm_90": 232448}
+DEFAULT_SHARED_LIMIT = 48 * 1024
+
+#: scalar instructions the index of a pipelined load may be computed by inside the body
+_PURE = (N.Const, N.SizeOf, N.BlockIdx, N.Unary, N.Binary, N.Where, N.Cast)
+
+
+@dataclass
+class StagedTile(SharedTile):
+    """A shared tile in one stage buffer: its bytes start at ``offset + stage_base`` (an i32 value)."""
+    stage_base: object = None
+
+
+# ------------------------------------------------------------------------------------------ schedule
+def prologue_iterations(stages: int) -> list[int]:
+    """The iterations whose copies the prologue issues: ``0 .. S-2`` (iteration ``j`` into buffer ``j``)."""
+    return list(range(stages - 1))
+
+
+def wait_count(stages: int) -> int:
+    """``cp.async.wait_group`` operand at the top of each iteration: S-2 groups may stay in flight."""
+    return stages - 2
+
+
+def issued_at(i: int, stages: int) -> tuple[int, int]:
+    """(iteration, buffer) whose copies iteration ``i`` issues: ``i + S - 1`` into ``(i + S - 1) % S``."""
+    j = i + stages - 1
+    return j, j % stages
+
+
+def schedule(n: int, stages: int) -> list[tuple]:
+    """The events of a pipelined loop of ``n`` iterations in program order, from the same rules the lowering
+    emits: ``("issue", j, buf)`` (copies of iteration j into buffer buf, only for j < n), ``("commit",)``,
+    ``("wait", k)``, ``("barrier",)``, ``("compute", i, buf)``.
+
+    >>> [e for e in schedule(2, 3) if e[0] != "barrier"]   # doctest: +NORMALIZE_WHITESPACE
+    [('issue', 0, 0), ('commit',), ('issue', 1, 1), ('commit',), ('wait', 1), ('commit',), ('compute', 0, 0),
+     ('wait', 1), ('commit',), ('compute', 1, 1)]
+    """
+    ev: list[tuple] = [("barrier",)]
+    for j in prologue_iterations(stages):
+        if j < n:
+            ev.append(("issue", j, j % stages))
+        ev.append(("commit",))
+    for i in range(n):
+        ev += [("wait", wait_count(stages)), ("barrier",)]
+        j, buf = issued_at(i, stages)
+        if j < n:
+            ev.append(("issue", j, buf))
+        ev.append(("commit",))
+        ev.append(("compute", i, i % stages))
+    ev.append(("wait", 0))
+    return ev
+
+
+# ------------------------------------------------------------------------------------------ analysis
+@dataclass(frozen=True)
+class LoopPlan:
+    """What :func:`plan_loop` decided: ``loads`` (Load, CopyPlan, byte offset in a stage), the body
+    instructions their indices depend on (in body order), the bytes of one stage and the stage count."""
+    loads: tuple
+    slice: tuple
+    stage_bytes: int
+    stages: int
+
+
+def index_slice(loop: N.For, load: N.Load):
+    """``(instructions, depends_on_var)``: the body instructions that ``load``'s index and fill are computed
+    by (body order), and whether the loop variable is among their inputs; None when one of them is not a
+    pure scalar instruction or a loop-carried value is involved."""
+    defs = {r.id: ins for ins in loop.body.instrs for r in ins.results}
+    carried = {c.id for c in loop.carried}
+    need, on_var, todo = set(), False, [v for it in load.index for v in it.values()]
+    if load.fill is not None:
+        todo.append(load.fill)
+    while todo:
+        v = todo.pop()
+        if v.id == loop.var.id:
+            on_var = True
+            continue
+        if v.id in carried:
+            return None
+        ins = defs.get(v.id)
+        if ins is None or id(ins) in need:
+            continue                         # defined outside the loop, or seen
+        if not isinstance(ins, _PURE) or not all(x.is_scalar for x in (*ins.operands, *ins.results)):
+            return None
+        need.add(id(ins))
+        todo.extend(ins.operands)
+    return tuple(ins for ins in loop.body.instrs if id(ins) in need), on_var
+
+
+def _writes_global(block: N.Block) -> bool:
+    return any(isinstance(ins, (N.Store, N.AtomicAdd)) for ins in N.walk(block))
+
+
+def plan_loop(lw, loop: N.For):
+    """``(LoopPlan or None, reason)`` for ``loop`` (see the module docstring for the conditions)."""
+    from .async_copy import copy_plan
+    if getattr(lw, "pipeline_off", False):
+        return None, "pipelining is off"
+    if _writes_global(loop.body):
+        return None, "the loop body writes global memory"
+    for ins in loop.body.instrs:            # the fill constants copy_plan asks about (the Const rule's fact)
+        if isinstance(ins, N.Const):
+            lw.consts.setdefault(ins.out.id, ins.value)
+    yielded = {y.id for y in loop.yields}
+    loads, slice_ids, off = [], set(), 0
+    for ins in loop.body.instrs:
+        if not (isinstance(ins, N.Load) and ins.out.is_tile and ins.out.type.space == "shared"
+                and isinstance(lw.env.get(ins.src.id), GlobalArg)) or ins.out.id in yielded:
+            continue
+        sl = index_slice(loop, ins)
+        if sl is None or not sl[1]:
+            continue                          # not a function of the loop variable (or not recomputable)
+        cp = copy_plan(lw, ins)
+        if cp is None:
+            continue
+        loads.append((ins, cp, off))
+        off += (cp.size_bytes + 127) // 128 * 128
+        slice_ids |= {id(x) for x in sl[0]}
+    if not loads:
+        return None, "no cp.async load of a global slice that moves with the loop variable"
+    limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
+    base = (lw.shared_top + 127) // 128 * 128
+    want = max(2, int(getattr(lw, "pipeline_stages", STAGES)))
+    for s in sorted({want, 2}, reverse=True):
+        if base + s * off <= limit:
+            sl = tuple(x for x in loop.body.instrs if id(x) in slice_ids)
+            return LoopPlan(tuple(loads), sl, off, s), ""
+    return None, f"2 stages of {off} bytes do not fit the {limit} bytes of shared memory of {lw.arch}"
+
+
+# ------------------------------------------------------------------------------------------ lowering
+def _issue(lw, loop: N.For, plan: LoopPlan, region: int, it, stop, stage_base) -> None:
+    """If iteration ``it`` exists (``it < stop``, ``it`` an i64): its copies into the stage at byte
+    ``stage_base`` of the region, with the index slice lowered again for ``it``."""
+    from .async_copy import issue_copies
+    b = lw.b
+    with b.if_then(b.icmp_signed("<", it, b.sext(stop, I64))):
+        saved = {v.id: lw.env.get(v.id) for v in [loop.var] + [r for x in plan.slice for r in x.results]}
+        lw.env[loop.var.id] = b.trunc(it, I32)
+        lw.run_block(N.Block(plan.slice))
+        for ins, cp, off in plan.loads:
+            st = StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, stage_base)
+            issue_copies(lw, ins, lw.env[ins.src.id], cp, st)
+        for k, v in saved.items():           # values bound in this branch must not be used outside it
+            if v is None:
+                lw.env.pop(k, None)
+            else:
+                lw.env[k] = v
+
+
+def try_pipeline(lw, loop: N.For) -> bool:
+    """Lower ``loop`` with its qualifying cp.async loads pipelined over S stages; False (nothing emitted)
+    when :func:`plan_loop` declines."""
+    from .async_copy import commit, wait_group
+    from .control import emit_for
+    plan, why = plan_loop(lw, loop)
+    notes = lw.__dict__.setdefault("pipeline_notes", [])
+    if plan is None:
+        if "no cp.async load" not in why:
+            notes.append((loop.loc, f"for loop not pipelined: {why}"))
+        return False
+    S, SB = plan.stages, plan.stage_bytes
+    b = lw.b
+    region = lw.alloc_shared(S * SB, align=128)
+    start, stop, step = lw.get(loop.start), lw.get(loop.stop), lw.get(loop.step)
+    start64, step64 = b.sext(start, I64), b.sext(step, I64)
+    lw.barrier()                             # readers of the buffers (an outer loop's last iteration) are done
+    for j in prologue_iterations(S):
+        it = b.add(start64, b.mul(step64, ir.Constant(I64, j))) if j else start64
+        _issue(lw, loop, plan, region, it, stop, const_i32(j * SB))
+        commit(lw)
+    skip = {id(ins) for ins, _, _ in plan.loads}
+    body = N.Block(tuple(x for x in loop.body.instrs if id(x) not in skip))
+
+    def enter(var, state):
+        rd, wr = state
+        wait_group(lw, wait_count(S))
+        lw.barrier()
+        nxt = b.add(b.sext(var, I64), b.mul(step64, ir.Constant(I64, S - 1)))
+        _issue(lw, loop, plan, region, nxt, stop, wr)
+        commit(lw)
+        for ins, cp, off in plan.loads:
+            lw.set(ins.out, StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, rd))
+
+    def advance(state):
+        rd, _ = state
+        up = b.add(rd, const_i32(SB))
+        return [b.select(b.icmp_unsigned("==", up, const_i32(S * SB)), const_i32(0), up), rd]
+
+    emit_for(lw, loop, body, state=[const_i32(0), const_i32((S - 1) * SB)], advance=advance, enter=enter)
+    wait_group(lw, 0)
+    names = ", ".join(ins.out.name or f"%{ins.out.id}" for ins, _, _ in plan.loads)
+    notes.append((loop.loc, f"for loop pipelined: {S} stages of {SB} bytes ({names}; {S * SB} bytes of shared "
+                            f"memory), cp.async.wait_group {wait_count(S)} per iteration, copies of iteration "
+                            f"i+{S - 1} issued before iteration i computes"))
+    return True
+
+
+__all__ = ["try_pipeline", "plan_loop", "index_slice", "schedule", "StagedTile", "STAGES", "SHARED_LIMIT",
+           "wait_count", "issued_at", "prologue_iterations"]
