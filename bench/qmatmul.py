@@ -2,7 +2,7 @@
 
 For each weight shape ``[N, K]`` (out x in) and each M, every format is timed on the same activations:
 
-* ours: ``qmatmul(x, qw)`` for int2, int3, int4, int6, int8, uint4 (zero points), float4_e2m1, float6_e3m2,
+* ours: ``qmatmul(x, qw)`` for int2 .. int8, uint4 (zero points), float4_e2m1, float6_e3m2,
   float8_e4m3 (group 128, f16 scales), nf4 (blocks of 64, f32 absmax), mxfp4 (float4_e2m1, e8m0 per 32);
 * cuBLAS fp16: ``x @ W16.T`` (torch.matmul);
 * torch int4: ``torch._weight_int4pack_mm`` on bf16 activations, with the uint4 weights (same codes,
@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-FORMATS = ["int2", "int3", "int4", "int6", "int8", "uint4", "float4_e2m1", "float6_e3m2", "float8_e4m3", "nf4",
+FORMATS = ["int2", "int3", "int4", "int5", "int6", "int7", "int8", "uint4", "float4_e2m1", "float6_e3m2", "float8_e4m3", "nf4",
            "mxfp4"]
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 8192)]
 MS = [1, 16, 128]
