@@ -124,13 +124,16 @@ def copy_plan(lw, i) -> CopyPlan | None:
     return CopyPlan(lay, shape, mem, dt, eb, nbytes, per, size * eb, bool(i.masked and plan.masked))
 
 
-def issue_copies(lw, i, src, cp: CopyPlan, st: SharedTile) -> None:
+def issue_copies(lw, i, src, cp: CopyPlan, st: SharedTile, pred=None) -> None:
     """This thread's ``cp.async`` of load ``i`` into shared tile ``st`` (no barrier, no commit): the index
-    values are read from ``lw`` as they are bound now (the pipeline binds a later iteration's)."""
+    values are read from ``lw`` as they are bound now (the pipeline binds a later iteration's); ``pred``
+    (i1, optional) turns every copy off when false (nothing is read or written)."""
     from .exchange import shared_offset
     from .rules_memory import first_holders, positions
     b = lw.b
     go, _ = first_holders(lw, cp.lay)        # each chunk copied once (chunks are whole: no repeated slot)
+    if pred is not None:
+        go = b.and_(go, pred)
     coords = lw.coords(cp.lay, cp.shape)
     for j in range(cp.lay.values // cp.per):
         c = coords[j * cp.per]
