@@ -219,16 +219,16 @@ def choose_backend(x, T: D.DType, dot: bool) -> str:
     """The backend for ``backend=None``: ``VMLANG_BACKEND`` if set; on a CUDA GPU the faster of ptx and
     triton for this path and code width, as measured (``PTX_GEMV_TILES``); else the runtime's default.
 
-    Measured on an H100 (2026-11-22, M = 1 on 28672x8192, bench/qmatmul.py --backend triton,ptx, table in
-    bench/RESULTS.md): the ptx GEMV beats triton's for every width but 8-bit ints (int4 89 vs 273 us, int3
-    105 vs 773, int2 105 vs 232, int6 127 vs 1125, nf4 138 vs 655, float8_e4m3 128 vs 258; int8 104 vs 102).
-    The dot path (M >= 4) stays on triton: at M = 16 triton was faster for int2/int4/uint4/int8/fp8/fp4/mxfp4
-    (the ptx dot path has no software pipelining yet), ptx only for int3/int6/fp6."""
+    Measured on an H100 (2026-11-22, M = 1 on 28672x8192, bench/qmatmul.py --backend triton,ptx, tables in
+    bench/RESULTS.md): the ptx GEMV beats triton's for every width (second run: int4 73 vs 373 us, int3 84 vs
+    785, int2 79 vs 332, int6 102 vs 1057, int8 88 vs 99, nf4 117 vs 630, float8_e4m3 100 vs 241).
+    The dot path (M >= 4) stays on triton: the ptx dot path stages decoded weights through shared memory
+    and was slower at M = 16 for every format but int3/int6/fp6 (first run)."""
     import os
     from vmlang.api import default_backend
     if os.environ.get("VMLANG_BACKEND") or not _is_torch(x) or x.device.type != "cuda":
         return default_backend()
-    if dot or (T.is_int and T.nbits == 8) or not _ptx_loads():
+    if dot or not _ptx_loads():
         return default_backend()
     return "ptx"
 
