@@ -85,9 +85,9 @@ def gemv_w4a16(
     vm.store(y[vm.block.y, vm.block.x * BN:+BN], vm.cast(acc, vm.f16))
 
 
-@vm.jit(grid=lambda N, BN, M, BM: (vm.cdiv(N, BN), vm.cdiv(M, BM)), warps=4)
+@vm.jit(grid=lambda N, BN, M, BM: (vm.cdiv(N, BN), vm.cdiv(M, BM)), warps=lambda W: W)
 def matmul_f16(a: vm.f16["M", "K"], b: vm.f16["K", "N"], c: vm.f16["M", "N"],
-               BM: vm.constexpr = 64, BN: vm.constexpr = 64, BK: vm.constexpr = 32):
+               BM: vm.constexpr = 64, BN: vm.constexpr = 64, BK: vm.constexpr = 32, W: vm.constexpr = 4):
     """Tiled C = A @ B: f16 inputs, f32 accumulator, f16 result."""
     m0 = vm.block.y * BM
     n0 = vm.block.x * BN
