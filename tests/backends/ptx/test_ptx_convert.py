@@ -20,7 +20,6 @@ last one checks that decoding packed codes to float32/float16 is short and branc
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import importlib
 import re
@@ -36,6 +35,7 @@ llvm = pytest.importorskip("llvmlite.binding")
 from llvmlite import ir
 
 from vmlang.backends.ptx import convert as C
+from host_jit import Engine, counted_loop
 
 DTYPES = D.all_dtypes()
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # NaN inputs of the VM's own casts
@@ -49,21 +49,6 @@ def _name(dt) -> str:
 
 
 # ----------------------------------------------------------------------------------- JIT on the host
-@functools.lru_cache(maxsize=None)
-def _init_llvm():
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
-
-
-def _host_tm():
-    """A new host target machine (an MCJIT engine takes ownership of the one it is given)."""
-    _init_llvm()
-    target = llvm.Target.from_default_triple()
-    # the host's own features: f16 conversions are then instructions (F16C), not runtime library calls
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten(), opt=0)
-
-
 def _mem_type(dt) -> ir.Type:
     """How a repr sits in memory in these tests: bool as an i8 0/1, everything else as its repr."""
     t = C.repr_type(dt)
@@ -72,22 +57,10 @@ def _mem_type(dt) -> ir.Type:
 
 def _loop_typed(mod, name, arg_type, ret_type, emit):
     """``void name(ptr in, ptr out, i64 n)``: out[i] = emit(builder, in[i]) for i < n."""
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]), name=name)
-    pin, pout, n = fn.args
-    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), loop, done)
-    b.position_at_end(loop)
-    i = b.phi(I64)
-    i.add_incoming(ir.Constant(I64, 0), entry)
-    x = b.load(b.gep(pin, [i], source_etype=arg_type), typ=arg_type)
-    y = emit(b, x)
-    b.store(y, b.gep(pout, [i], source_etype=ret_type))
-    i2 = b.add(i, ir.Constant(I64, 1))
-    i.add_incoming(i2, loop)
-    b.cbranch(b.icmp_signed("<", i2, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
+    def body(b, i, pin, pout):
+        x = b.load(b.gep(pin, [i], source_etype=arg_type), typ=arg_type)
+        b.store(emit(b, x), b.gep(pout, [i], source_etype=ret_type))
+    counted_loop(mod, name, body)
 
 
 def _bool8(b, v):
@@ -106,28 +79,11 @@ def _loop(mod: ir.Module, name: str, in_dt, out_type: ir.Type, emit) -> None:
     _loop_typed(mod, name, _mem_type(in_dt), out_type, body)
 
 
-class Jitted:
+class Jitted(Engine):
     """A compiled module and its functions, callable on NumPy arrays."""
 
-    def __init__(self, mod: ir.Module):
-        tm = _host_tm()
-        mod.triple = tm.triple
-        ref = llvm.parse_assembly(str(mod))
-        ref.verify()
-        self.engine = llvm.create_mcjit_compiler(ref, tm)
-        self.engine.finalize_object()
-        self._fns = {}
-
     def __call__(self, name: str, x: np.ndarray, out_dtype) -> np.ndarray:
-        f = self._fns.get(name)
-        if f is None:
-            addr = self.engine.get_function_address(name)
-            assert addr, name
-            f = self._fns[name] = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr)
-        x = np.ascontiguousarray(x)
-        out = np.zeros(len(x), out_dtype)
-        f(x.ctypes.data, out.ctypes.data, len(x))
-        return out
+        return self.call(name, x, len(x), np.zeros(len(x), out_dtype))
 
 
 def _fname(dst, saturate: bool) -> str:

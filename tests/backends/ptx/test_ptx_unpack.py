@@ -13,7 +13,6 @@ with ptxas for sm_90 and sm_80.
 from __future__ import annotations
 
 import ctypes
-import functools
 import importlib
 import pathlib
 import re
@@ -31,6 +30,7 @@ from vmlang.backends.ptx import convert as C
 from vmlang.backends.ptx import unpack as U
 from vmlang.backends.ptx import vector as V
 from vmlang.backends.ptx.core import Packed, from_code
+from host_jit import Engine, counted_loop
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -86,14 +86,6 @@ def test_which_casts_pair_up():
 
 
 # ----------------------------------------------------------------------------------- JIT on the host
-@functools.lru_cache(maxsize=None)
-def _tm():
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
-    target = llvm.Target.from_default_triple()
-    return target
-
-
 def _mem_np(dst):
     return {D.float16: np.uint16, D.bfloat16: np.uint32, D.float32: np.uint32}[dst]
 
@@ -114,47 +106,23 @@ def _group_fn(mod, name, src, dst, packed_path, sat):
     rt = C.repr_type(dst)
     nw = _nwords(src.nbits)
     k = nw * 32 // src.nbits
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]), name=name)
-    pin, pout, n = fn.args
-    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), loop, done)
-    b.position_at_end(loop)
-    g = b.phi(I64)
-    g.add_incoming(ir.Constant(I64, 0), entry)
-    base = b.mul(g, ir.Constant(I64, nw))
-    words = [b.load(b.gep(pin, [b.add(base, ir.Constant(I64, j))], source_etype=I32), typ=I32)
-             for j in range(nw)]
-    ys = _body(b, src, dst, words, packed_path, sat)
-    obase = b.mul(g, ir.Constant(I64, k))
-    for v, y in enumerate(ys):
-        b.store(y, b.gep(pout, [b.add(obase, ir.Constant(I64, v))], source_etype=rt))
-    g2 = b.add(g, ir.Constant(I64, 1))
-    g.add_incoming(g2, loop)
-    b.cbranch(b.icmp_signed("<", g2, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
+
+    def body(b, g, pin, pout):
+        base = b.mul(g, ir.Constant(I64, nw))
+        words = [b.load(b.gep(pin, [b.add(base, ir.Constant(I64, j))], source_etype=I32), typ=I32)
+                 for j in range(nw)]
+        ys = _body(b, src, dst, words, packed_path, sat)
+        obase = b.mul(g, ir.Constant(I64, k))
+        for v, y in enumerate(ys):
+            b.store(y, b.gep(pout, [b.add(obase, ir.Constant(I64, v))], source_etype=rt))
+    counted_loop(mod, name, body)
 
 
-class _Jit:
-    def __init__(self, mod):
-        target = _tm()
-        tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                          features=llvm.get_host_cpu_features().flatten(), opt=0)
-        mod.triple = tm.triple
-        ref = llvm.parse_assembly(str(mod))
-        ref.verify()
-        self.engine = llvm.create_mcjit_compiler(ref, tm)
-        self.engine.finalize_object()
-
+class _Jit(Engine):
     def run(self, name, words: np.ndarray, nw: int, per_group: int, out_np) -> np.ndarray:
-        addr = self.engine.get_function_address(name)
-        f = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr)
         words = np.ascontiguousarray(words, np.uint32)
         groups = len(words) // nw
-        out = np.zeros(groups * per_group, out_np)
-        f(words.ctypes.data, out.ctypes.data, groups)
-        return out
+        return self.call(name, words, groups, np.zeros(groups * per_group, out_np))
 
 
 # ----------------------------------------------------------------------------------- inputs
