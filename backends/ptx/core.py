@@ -16,6 +16,7 @@ Element reprs (:mod:`.convert`): bool ``i1``, ints and every storage code in ``i
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -179,6 +180,12 @@ class Lowerer:
             self.env[p.id] = _scalar_from_bits(self.b, p.dtype, a)
 
     # -- values ----------------------------------------------------------------------------
+    @functools.cached_property
+    def definitions(self) -> dict:
+        """value id -> the instruction defining it (:func:`vmlang.passes.program.definitions`), built once."""
+        from vmlang.passes.program import definitions
+        return definitions(self.kernel)
+
     def get(self, v: N.Value):
         try:
             return self.env[v.id]

@@ -255,18 +255,6 @@ def _tree(lw, cls, dt, vals):
     return vals[0]
 
 
-def _producer(lw, v: N.Value):
-    """The instruction that defines ``v`` (a map of the kernel's instructions, built once per lowering)."""
-    defs = getattr(lw, "_vm_defs", None)
-    if defs is None:
-        defs = {}
-        for ins in N.walk(lw.kernel.body):
-            for o in ins.results:
-                defs[o.id] = ins
-        lw._vm_defs = defs
-    return defs.get(v.id)
-
-
 def _product_factors(lw, i, x: Tile):
     """For ``sum(a * b)`` over float32 whose input is the product itself (no conversion between): per slot
     the two f32 factors, so the partial sums contract into ``fma`` -- each product is not rounded on its
@@ -274,7 +262,7 @@ def _product_factors(lw, i, x: Tile):
     rounding, and this keeps them closer to it (one rounding per term fewer), not further."""
     if i.x.dtype != D.float32:
         return None
-    mul = _producer(lw, i.x)
+    mul = lw.definitions.get(i.x.id)
     if type(mul) is not N.Mul or mul.a.dtype != D.float32 or mul.b.dtype != D.float32:
         return None
     n = len(x.slots)
