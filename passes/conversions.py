@@ -48,10 +48,14 @@ class ReducePlan:
 
 @dataclass(frozen=True)
 class DotPlan:
-    """``mma``: the mma.sync m16n8k16 layouts over ``warps = (wm, wn)``; otherwise an FMA dot."""
+    """``mma``: the mma.sync m16n8k16 layouts over ``warps = (wm, wn)``; otherwise an FMA dot.
+    ``rows``: the few-row dot on mma (:mod:`.mma_rows`: the transposed product, ``wm`` = 1), whose k
+    order pairs codes ``pair`` apart in one mma register (:func:`.mma_rows.k_order`)."""
     mma: bool
     warps: tuple
     reason: str
+    rows: bool = False
+    pair: int = 1
 
 
 def convert_plan(src, dst) -> ShapePlan:

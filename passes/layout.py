@@ -44,6 +44,7 @@ from vmlang.ir.errors import LayoutError, VMTypeError
 from vmlang.ir.layout import Layout, MemLayout, TVLayout, choose_shared_layout, row_major
 from vmlang.ir.types import SHARED
 
+from . import mma_rows as MR
 from . import tvmaps as TM
 from .conversions import DotPlan, ReducePlan, ShapePlan, rewrite
 from .program import Program, value_label
@@ -162,29 +163,34 @@ class _Infer:
             return
         self.flex[v.id] = (kind, ins, v)
 
-    def want(self, ins, slot: str, v: N.Value, L, why: str):
-        """Operand ``v`` of ``ins`` must have layout ``L``: fix it if flexible, else convert."""
+    def want(self, ins, slot: str, v: N.Value, L, why: str, loose: bool = False):
+        """Operand ``v`` of ``ins`` must have layout ``L``: fix it if flexible, else convert (``loose``:
+        see :meth:`refit`)."""
         if not v.is_tile:
             return
         if v.id in self.flex:
             self.fix(v, L)
             return
         if not TM.same_layout(self.lay[v.id], L):
-            if isinstance(L, TVLayout) and self.refit(v, L, ins):
+            if isinstance(L, TVLayout) and self.refit(v, L, ins, loose):
                 return
             self.req[(id(ins), slot)] = (ins, v, L, why)
 
-    def refit(self, v: N.Value, L: TVLayout, user) -> bool:
+    def refit(self, v: N.Value, L: TVLayout, user, loose: bool = False) -> bool:
         """Give ``v`` the layout ``L`` its user wants, with no conversion, when ``v`` comes from a global load
-        through a chain of casts and free shape instructions (expand_dims, reshape, permute), each value used
+        through a chain of casts, free shape instructions (expand_dims, reshape, permute, broadcast) and
+        elementwise ops on it (the other operand then follows, converted where it must be), each value used
         once and without a user layout: the load then reads, in every thread, the elements that thread
         needs (replicated elements are read by each holder, from L1). Returns False (nothing changed) when
         the chain is anything else.
 
         The new layout may be replicated (several threads load each element) and is kept when its loads are
-        at least as wide as the old ones (up to 128 bits), or when the old ones were not 128 bits wide either
-        and the new ones are at most 4 per thread (a few narrow L1 reads cost less than a shared-memory round
-        trip with two barriers).
+        at least as wide as the old ones (up to 128 bits), or when they are at most 4 per thread and either
+        the old ones were not 128 bits wide either or the thread reads at most 64 bits (a few narrow L1
+        reads cost less than a shared-memory round trip with two barriers: the scales of a GEMV, one or
+        two per thread), or always with ``loose`` (the operands of a few-row dot, whose mma fragments
+        would otherwise go through shared memory every iteration: int2 codes in runs of 32 per lane are
+        two 64-bit loads).
 
         Example: ``xt = cast(load(x[r, k0 : +256]), f32)`` used as ``xt[None, :]`` by a broadcast against
         ``f32[16, 256]`` weights: the load takes the weights' column layout (each thread loads the 32
@@ -192,7 +198,7 @@ class _Infer:
         if self._uses is None:
             from .program import uses
             self._uses = uses(self.k)
-        layouts, x, Lx = {}, v, L
+        layouts, x, Lx, others = {}, v, L, []
         for _ in range(16):
             if (len(self._uses.get(x.id, ())) != 1 or not self.is_reg(x) or self.user(x) is not None
                     or x.id in self.flex):
@@ -203,13 +209,16 @@ class _Infer:
                 if not d.src.is_global:
                     return False
                 break
-            if isinstance(d, (N.ExpandDims, N.Reshape, N.Permute)):
+            if isinstance(d, (N.ExpandDims, N.Reshape, N.Permute, N.Broadcast)) and d.x.is_tile:
                 Lx = self.pullback(d, Lx)
                 if Lx is None:
                     return False
                 x = d.x
             elif isinstance(d, N.Cast) and d.x.is_tile:
                 x = d.x
+            elif isinstance(d, N.Binary) and d.a.is_tile and self.is_reg(d.a):
+                others.append((d, "b", d.b, Lx))      # the other operand follows (converted if it must)
+                x = d.a
             else:
                 return False
         else:
@@ -218,10 +227,15 @@ class _Infer:
         old_L = self.lay[x.id]
         run = TM.contiguous_run(Lx) * bits
         old = TM.contiguous_run(old_L) * bits if isinstance(old_L, TVLayout) else 0
-        if run < min(128, old) and (old >= 128 or Lx.values * bits > 4 * max(run, 8)):
+        few = Lx.values * bits <= 4 * max(run, 8) and (old < 128 or Lx.values * bits <= 64)
+        if run < min(128, old) and not (few or loose):
             return False          # narrower loads than now (and not a few short ones): convert instead
         for x, Lx, d in layouts.values():
             self.lay[x.id] = Lx
+        for d, slot, y, Ly in others:
+            self.req.pop((id(d), slot), None)
+            self.want(d, slot, y, Ly, f"operand {slot} of {_op(d)}: elementwise operands share the result's "
+                                      f"layout")
         self.note(d, f"{value_label(x)}: loaded in the layout {value_label(v)} is used in by "
                      f"{_op(user)}{_where(user)}, so no conversion is needed: {self.show(x, Lx)}")
         return True
@@ -517,10 +531,47 @@ class _Infer:
         (m, k), n = ins.a.shape, ins.b.shape[1]
         return TM.mma_layouts(m, n, k, self.k.warps)
 
+    def rows(self, ins: N.Dot):
+        """The few-row layouts (:mod:`.mma_rows`) when they apply: f16/bf16 in registers, f32 out."""
+        if ins.a.dtype not in (D.float16, D.bfloat16) or ins.out.dtype != D.float32:
+            return None
+        if not (self.is_reg(ins.a) and self.is_reg(ins.b)):
+            return None
+        (m, k), n = ins.a.shape, ins.b.shape[1]
+        return MR.rows_layouts(m, n, k, self.k.warps)
+
+    def source_bits(self, v: N.Value) -> int:
+        """The width of the codes ``v`` is decoded from: its first operand followed back through casts,
+        shape instructions and elementwise ops to a load (``v``'s own width when there is none)."""
+        x = v
+        for _ in range(16):
+            d = self.defs.get(x.id)
+            if isinstance(d, N.Load):
+                return x.dtype.nbits
+            nxt = next((y for _, y in _tile_slots(d)), None) if isinstance(d, ELEMENTWISE + SHAPES) else None
+            if nxt is None:
+                break
+            x = nxt
+        return v.dtype.nbits
+
     def dot(self, ins: N.Dot):
         (m, k), n = ins.a.shape, ins.b.shape[1]
         mm = self.mma(ins)
-        if mm is not None:
+        rl = self.rows(ins) if mm is None else None
+        if rl is not None:
+            self.set(ins.out, rl.c)
+            self.want(ins, "acc", ins.acc, rl.c, "the accumulator of dot is in the mma C layout (transposed)")
+            for slot, x, F, role in (("a", ins.a, rl.a, "B"), ("b", ins.b, rl.b, "A")):
+                self.want(ins, slot, x, F, f"operand {slot} of dot in the mma {role} fragments of the "
+                                           f"transposed product, k in runs of {rl.Q} per lane", loose=True)
+            bits = self.source_bits(ins.b)
+            pair = MR.pair_distance(bits, k)
+            why = (f"{m} row{'s' if m > 1 else ''}: the transposed product b^T a^T on mma.sync.m16n8k16 "
+                   f"({n // 16} tiles of 16 x 16 over {rl.wn} warps, {rl.R} per warp), each lane's k run in "
+                   f"memory order" + (f", {bits}-bit codes {pair} apart paired in each mma register"
+                                      if pair > 1 else ""))
+            self.plans[id(ins)] = DotPlan(True, (1, rl.wn), why, rows=True, pair=pair)
+        elif mm is not None:
             self.set(ins.out, mm.c)
             self.want(ins, "acc", ins.acc, mm.c, "the accumulator of dot is in the mma C layout")
             for slot, x, F in (("a", ins.a, mm.a), ("b", ins.b, mm.b)):

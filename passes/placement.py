@@ -165,12 +165,20 @@ def _decide(head, vids, values, defs, use, threads, budget, dot_min):
                             f"table[code]): ld.shared")
     loaded = any(isinstance(p, N.Load) for p in producers)
     for ins, f in all_uses:
-        if isinstance(ins, N.Dot) and f in ("a", "b") and loaded and tile_bytes(t) >= dot_min:
+        if isinstance(ins, N.Dot) and f in ("a", "b") and loaded and tile_bytes(t) >= dot_min \
+                and not (f == "a" and _few_rows(ins)):
             return SHARED, (f"operand {f} of dot{_where(ins)}, loaded from memory and at least "
                             f"{dot_min} B: staged in shared memory (cp.async), read with ldmatrix")
     if regs > budget:
         return SHARED, f"{regs} registers per thread would exceed the budget of {budget}"
     return REGISTER, f"{regs} register{'s' if regs != 1 else ''} per thread"
+
+
+def _few_rows(ins: N.Dot) -> bool:
+    """A dot with few rows (:mod:`.mma_rows`): its ``a`` (x) is read by each lane from registers."""
+    from .mma_rows import applies
+    (m, k), n = ins.a.shape, ins.b.shape[1]
+    return applies(m, n, k)
 
 
 def _estimate(kernel, threads) -> str:

@@ -188,6 +188,8 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     dot = path == "dot" if path else M >= DOT_MIN_M
     backend = backend or choose_backend(x2, T, dot)
     tiles = _tiles(M, N, K, dot, backend, T)
+    if not dot and backend == "ptx" and mma_gemv(T, X, has_z, G):
+        tiles, dot = _mma_gemv_tiles(M, K, G, T), True
     exact = int(dot and not T.is_codebook and exact_in(T, X, has_z))
     if exact and tiles["BK"] > G:
         if G >= 16:          # one group per slab (tl.dot and mma need BK >= 16)
@@ -197,6 +199,14 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
             DOT=int(dot), EXACT=exact, **tiles)
     return y.reshape(*lead, N)
+
+
+def mma_gemv(T: D.DType, X: D.DType, has_z: int, G: int) -> bool:
+    """Whether the ptx GEMV runs on tensor cores: the exact dot path with ``BM`` = 1, 2, 4 or 8 rows, which
+    the ptx backend lowers as the transposed product (``vmlang.passes.mma_rows``: the weights on the mma's
+    M side, each lane decoding its own run of codes into f16x2 registers, x on the N side). Needs every
+    value exact in X (the weights are never rounded) and groups of at least 16 codes (one mma k step)."""
+    return not T.is_codebook and G >= 16 and exact_in(T, X, has_z)
 
 
 @functools.lru_cache(maxsize=None)
@@ -253,6 +263,15 @@ def _ptx_loads() -> bool:
 PTX_GEMV_TILES = {2: (32, 512), 3: (32, 512), 4: (32, 512), 5: (16, 512), 6: (16, 512), 7: (16, 512), 8: (16, 512)}
 #: float and codebook codes of 4 bits or fewer (decoding costs more per byte than ints: fewer rows per block)
 PTX_GEMV_TILES_FLOAT = (16, 512)
+
+
+#: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size)
+PTX_MMA_GEMV_TILES = {b: (64, 128, 4) for b in range(1, 9)}
+
+
+def _mma_gemv_tiles(M: int, K: int, G: int, T: D.DType) -> dict:
+    bn, bk, w = PTX_MMA_GEMV_TILES[T.nbits]
+    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": max(16, min(bk, G, _pow2_at_least(K))), "W": w}
 
 
 def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.DType | None = None) -> dict:

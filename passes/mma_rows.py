@@ -1,0 +1,114 @@
+"""Layouts for a ``dot`` with few rows (``m`` in 1, 2, 4, 8) on tensor cores: the transposed product.
+
+``out[m, n] = a[m, k] @ b[k, n] + acc`` with ``m < 16`` wastes most of an ``mma.m16n8k16`` whose M side
+is ``a``'s rows. The transposed product ``out^T[n, m] = b^T[n, k] @ a^T[k, m]`` puts ``b`` (the weights of
+a GEMV, ``n`` a multiple of 16) on the M side and ``a`` (x, ``m`` rows) on the N = 8 side: one mma per
+``16 x 16`` block of weights, whatever ``m`` is. The roles (PTX fragments, :mod:`vmlang.backends.ptx.mma`):
+mma A = ``b^T`` (lane ``(g, t)`` = ``(l // 4, l % 4)`` holds rows ``g`` and ``g + 8``), mma B = ``a^T``
+(lane ``(g, t)`` holds column ``g``, i.e. row ``g % m`` of ``a``: columns past ``m`` repeat the rows, so
+every column of the result is a row of ``out``), mma C = ``out^T``.
+
+**K is free.** A dot sums over ``k``: any bijection ``pi`` of the ``k`` indices, used for both operands,
+gives the same sum. The layouts here give each lane ``t`` the ``Q = k / 4`` *consecutive* ``k``
+``[t * Q, (t + 1) * Q)`` of its rows, in memory order (a vector load reads them: int4, ``k = 128``: 32
+codes, one 128-bit load per row), and the lowering feeds them to the mma in the order :func:`k_order`
+gives, which both operands share. ``k_order`` pairs the codes that the packed decode produces two at a
+time (``lop3`` into f16x2 lanes: codes 16 bits apart in one 32-bit word, ``pair`` = 16 / bits codes
+apart) into one 32-bit mma register, so a decoded pair feeds the mma as it is.
+
+Slots (every layout lists them in this order, the lowering relies on it):
+
+* ``b`` (``[k, n]``): slot ``o + Q * (h + 2 * r)`` of lane ``(g, t)`` in warp ``w`` is
+  ``(t * Q + o, 16 * (w * R + r) + g + 8 * h)``: ``R`` row tiles of 16 per warp, ``o`` fastest;
+* ``a`` (``[m, k]``): slot ``o`` is ``(g % m, t * Q + o)`` (all warps hold the same);
+* ``out`` (``[m, n]``): slot ``c + C * (h + 2 * r)`` (``C = min(m, 2)``) is the mma C element ``e = c + 2 *
+  h`` of tile ``r``: ``((2 * t + c) % m, 16 * (w * R + r) + g + 8 * h)``; for ``m < 8`` some lanes hold
+  the same elements (replicated threads).
+
+>>> L = rows_layouts(1, 64, 128, 4)
+>>> L.wn, L.R, L.Q, L.b.coord(5, 0), L.b.coord(5, 32), L.a.coord(5, 3), L.c.coord(4, 1)
+(4, 1, 32, (32, 1), (32, 9), (0, 35), (0, 9))
+>>> k_order(32, 4).tolist()         # int4, k = 32: step 0 feeds offsets 0, 4 | 1, 5 (two pairs)
+[[[0, 4], [1, 5]], [[2, 6], [3, 7]]]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vmlang.ir.layout import TVLayout
+
+from .tvmaps import tv_from_table
+
+ROWS = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class RowsLayouts:
+    """The layouts of a few-row dot (module docstring) over ``wn`` warps, ``R`` row tiles of 16 per warp."""
+    a: TVLayout
+    b: TVLayout
+    c: TVLayout
+    wn: int
+    R: int
+    Q: int
+
+
+def applies(m: int, n: int, k: int) -> bool:
+    return m in ROWS and n % 16 == 0 and k % 16 == 0 and n > 0 and k > 0
+
+
+def rows_layouts(m: int, n: int, k: int, warps: int) -> RowsLayouts | None:
+    """The a/b/out layouts of the transposed product (None when :func:`applies` does not)."""
+    if not applies(m, n, k):
+        return None
+    tiles = n // 16
+    wn = max(d for d in range(1, warps + 1) if tiles % d == 0)
+    R, Q = tiles // wn, k // 4
+    T = 32 * wn
+    th = np.arange(T)
+    lane, w = th % 32, th // 32
+    g, t = lane // 4, lane % 4
+    o = np.arange(Q)
+    a = (g % m)[:, None] + m * (t[:, None] * Q + o[None, :])
+    b, c = [], []
+    for r in range(R):
+        for h in range(2):
+            nn = 16 * (w * R + r) + g + 8 * h
+            b.append(t[:, None] * Q + o[None, :] + k * nn[:, None])
+            for cc in range(min(m, 2)):
+                c.append(((2 * t + cc) % m + m * nn)[:, None])
+    La = tv_from_table(a, (m, k))
+    Lb = tv_from_table(np.concatenate(b, axis=1), (k, n))
+    Lc = tv_from_table(np.concatenate(c, axis=1), (m, n))
+    if La is None or Lb is None or Lc is None:
+        return None
+    return RowsLayouts(La, Lb, Lc, wn, R, Q)
+
+
+def pair_distance(bits: int, k: int) -> int:
+    """How many codes apart the two halves of one mma register are taken: ``16 / bits`` for codes that
+    the packed decode produces in pairs (widths dividing 16), when the ``k / 2`` registers of a lane's
+    row fill whole words; else 1 (neighbours)."""
+    if bits < 16 and 16 % bits == 0:
+        d = 16 // bits
+        if (k // 8) % d == 0:
+            return d
+    return 1
+
+
+def k_order(k: int, pair: int) -> np.ndarray:
+    """``off[j, p, q]``: the offset (in ``[0, k / 4)``) of lane ``t``'s run that feeds k step ``j``, mma
+    register ``p`` (elements ``2 p``, ``2 p + 1`` of B; of A: ``4 p + 2 h``, ``+ 1``), half ``q``.
+
+    Register ``P = 2 j + p`` of the run takes the pair ``P % pair`` of word ``P // pair`` (a word holds
+    ``2 * pair`` codes): offsets ``2 * pair * (P // pair) + P % pair`` and ``pair`` more. Post-condition
+    (tests): a permutation of ``range(k / 4)``."""
+    S = k // 16
+    P = 2 * np.arange(S)[:, None] + np.arange(2)[None, :]            # (S, 2)
+    base = 2 * pair * (P // pair) + P % pair
+    return np.stack([base, base + pair], axis=-1)                    # (S, 2, 2)
+
+
+__all__ = ["RowsLayouts", "applies", "rows_layouts", "pair_distance", "k_order", "ROWS"]

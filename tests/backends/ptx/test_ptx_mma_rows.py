@@ -1,0 +1,194 @@
+"""The few-row dot on tensor cores (``vmlang.passes.mma_rows``, ``backends/ptx/mma_rows.py``).
+
+On a CPU machine: the layouts and the k order are checked on their tables, and the whole schedule (slot
+pairs -> mma registers -> accumulator slots) is emulated in NumPy with the PTX ISA's m16n8k16 fragment
+definitions written out here, on random operands, for every row count and several shapes and pair
+distances -- a wrong slot, k order or replicated column shows up without a GPU. The qmatmul GEMV in its
+tensor-core form compiles to PTX with ``mma.sync``, 128-bit weight loads, no shared memory and no
+barrier, accepted by ptxas for sm_90 and sm_80. On a GPU (``-m gpu``, ``--backend ptx``): a few-row
+dot kernel against the NumPy VM at awkward sizes, f16 and bf16.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import vmlang as vm
+from vmlang.ir import dtypes as D
+from vmlang.passes import DotPlan, pipeline
+from vmlang.passes.mma_rows import ROWS, k_order, pair_distance, rows_layouts
+
+toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
+launch = importlib.import_module("vmlang.backends.ptx.launch")
+rows = importlib.import_module("vmlang.backends.ptx.mma_rows")
+
+needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
+                                 reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
+
+SHAPES = [(16, 16, 4), (64, 128, 4), (48, 32, 4), (128, 64, 4), (256, 256, 8), (32, 48, 2)]
+
+
+def _isa(role, lane, e):
+    """mma.m16n8k16 fragments as the PTX ISA tabulates them (row, col) for .f16/.bf16 A, B and .f32 C."""
+    g, t = lane >> 2, lane & 3
+    if role == "a":
+        return g + (8 if e in (2, 3, 6, 7) else 0), 2 * t + (e & 1) + (8 if e >= 4 else 0)
+    if role == "b":
+        return 2 * t + (e & 1) + (8 if e >= 2 else 0), g
+    return g + (8 if e >= 2 else 0), 2 * t + (e & 1)
+
+
+@pytest.mark.parametrize("k", [16, 32, 48, 64, 128, 256, 512])
+@pytest.mark.parametrize("pair", [1, 2, 4, 8, 16])
+def test_k_order_is_a_permutation(k, pair):
+    off = k_order(k, pair) if (k // 8) % pair == 0 or pair == 1 else None
+    if off is None:
+        assert pair_distance(16 // pair, k) == 1          # the pass falls back to neighbours
+        return
+    assert off.shape == (k // 16, 2, 2)
+    assert sorted(off.ravel().tolist()) == list(range(k // 4))
+    assert np.all(off[:, :, 1] - off[:, :, 0] == pair)
+
+
+def test_pair_distance():
+    assert [pair_distance(b, 128) for b in (1, 2, 3, 4, 5, 6, 7, 8, 16)] == [16, 8, 1, 4, 1, 1, 1, 2, 1]
+    assert pair_distance(2, 32) == 1 and pair_distance(4, 32) == 4 and pair_distance(4, 16) == 1
+
+
+@pytest.mark.parametrize("m", ROWS)
+@pytest.mark.parametrize("n,k,warps", SHAPES)
+def test_layouts_cover_their_tiles(m, n, k, warps):
+    L = rows_layouts(m, n, k, warps)
+    for lay, shape in ((L.a, (m, k)), (L.b, (k, n)), (L.c, (m, n))):
+        tbl = lay.table()
+        assert lay.tile == shape and np.array_equal(np.unique(tbl), np.arange(m * n if shape == (m, n) else
+                                                                             int(np.prod(shape))))
+    assert L.wn * L.R == n // 16 and L.Q == k // 4 and L.wn <= warps
+    assert rows_layouts(3, n, k, warps) is None and rows_layouts(16, n, k, warps) is None
+    assert rows_layouts(m, n + 8, k, warps) is None and rows_layouts(m, n, k + 8, warps) is None
+
+
+def emulate(m, n, k, warps, pair, a, b, acc):
+    """Run the schedule on the lanes' slots with the ISA's fragments; returns out per (thread, slot)."""
+    L = rows_layouts(m, n, k, warps)
+    steps, chains = rows.schedule(m, n, k, warps, pair)
+    ta, tb, tc = L.a.table(), L.b.table(), L.c.table()
+    av = a.ravel(order="F")[ta]                      # (threads, slots): colex tile index
+    bv = b.ravel(order="F")[tb]
+    out = [acc.ravel(order="F")[tc].copy()] + [np.zeros(tc.shape) for _ in range(chains - 1)]
+    for st in steps:
+        cur = out[st.chain]
+        for w in range(L.wn):
+            A, B, Cm = np.full((16, 16), np.nan), np.full((16, 8), np.nan), np.full((16, 8), np.nan)
+            for lane in range(32):
+                th = 32 * w + lane
+                for reg, (lo, hi) in enumerate(st.a):
+                    for q, s in enumerate((lo, hi)):
+                        r, c = _isa("a", lane, 2 * reg + q)
+                        assert np.isnan(A[r, c])
+                        A[r, c] = bv[th, s]
+                for reg, (lo, hi) in enumerate(st.x):
+                    for q, s in enumerate((lo, hi)):
+                        r, c = _isa("b", lane, 2 * reg + q)
+                        B[r, c] = av[th, s]
+                for e in range(4):
+                    r, c = _isa("c", lane, e)
+                    Cm[r, c] = cur[th, st.c[e]]
+            D_ = A @ B + Cm
+            for lane in range(32):
+                for e in range(4):
+                    if st.keep[e]:
+                        cur[32 * w + lane, st.c[e]] = D_[_isa("c", lane, e)]
+    res = out[0]
+    for extra in out[1:]:
+        res = res + extra
+    return res, tc
+
+
+@pytest.mark.parametrize("m", ROWS)
+@pytest.mark.parametrize("n,k,warps", SHAPES)
+@pytest.mark.parametrize("bits", [16, 8, 4, 2])
+def test_schedule_computes_the_dot(m, n, k, warps, bits):
+    rng = np.random.default_rng(m * 1000 + n + k + bits)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    acc = rng.standard_normal((m, n))
+    got, tc = emulate(m, n, k, warps, pair_distance(bits, k), a, b, acc)
+    want = (a @ b + acc).ravel(order="F")[tc]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_schedule_shares_x_and_pairs_codes():
+    steps, chains = rows.schedule(1, 64, 128, 4, 4)
+    assert chains == 2 and len(steps) == 8
+    assert steps[0].a == ((0, 4), (32, 36), (1, 5), (33, 37)) and steps[0].x == ((0, 4), (1, 5))
+    assert steps[0].keep == (True, False, True, False) and steps[0].c == (0, 0, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------ PTX
+def qmatmul_ptx(T: str, S=D.float16, arch="sm_90", **kw):
+    consts = dict(T=D.dtype(T), S=S, X=D.float16, G=128, DOT=1, EXACT=1, BM=1, BN=64, BK=128, W=4)
+    consts.update(kw)
+    k = vm.load("stdlib/kernels/qmatmul.vm")
+    ir = k._lower(dict(k.ir(**consts).consts), (("N", 128), ("K", 128)))
+    _, module, _ = launch.lower_program(ir, None, arch)
+    return ir, toolchain.to_ptx(str(module), arch)
+
+
+@needs_ptxas
+@pytest.mark.parametrize("T", ["int4", "int2", "int3", "int8", "uint4", "float4_e2m1", "float8_e4m3fn"])
+@pytest.mark.parametrize("arch", ["sm_90", "sm_80"])
+def test_qmatmul_gemv_on_mma(T, arch, monkeypatch):
+    monkeypatch.chdir(pathlib_root())
+    kw = {"HAS_Z": 1} if T == "uint4" else {}
+    ir, ptx = qmatmul_ptx(T, arch=arch, **kw)
+    plans = [p for p in pipeline(ir).facts.of_type(DotPlan).values()]
+    assert len(plans) == 1 and plans[0].rows and plans[0].mma
+    assert ptx.count("mma.sync.aligned.m16n8k16") == 8            # 8 k steps, one row tile per warp
+    assert "ld.global.v4.b32" in ptx or "ld.global.v2.b32" in ptx
+    assert "bar.sync" not in ptx and "st.shared" not in ptx
+    if T in ("int4", "int2", "int8"):
+        assert "lop3.b32" in ptx or "prmt.b32" in ptx                 # pairs decoded into f16x2 registers
+    toolchain.ptxas_check(ptx, arch)
+
+
+def pathlib_root():
+    import pathlib
+    return pathlib.Path(__file__).resolve().parents[3]
+
+
+# ------------------------------------------------------------------------------------------ GPU
+ROWS_DOT = """
+kernel rows_dot<BM = 1, BN = 64, BK = 32, X = f16>(a: X[M, K] global, b: X[N, K] global, y: f32[M, N] global)
+    grid(cdiv(N, BN), cdiv(M, BM)) warps(4) {
+    m0 = block.y * BM;
+    n0 = block.x * BN;
+    acc = zeros(f32, [BM, BN]);
+    for k0 in range(0, K, BK) {
+        at = load(a[m0 : +BM, k0 : +BK]);
+        bt = load(b[n0 : +BN, k0 : +BK]);
+        acc = dot(at, trans(bt), acc);
+    }
+    store(y[m0 : +BM, n0 : +BN], acc);
+}
+"""
+
+
+@pytest.mark.parametrize("X", ["f16", "bf16"])
+@pytest.mark.parametrize("BM", ROWS)
+@pytest.mark.parametrize("M,N,K", [(1, 64, 32), (3, 100, 48), (17, 33, 100), (8, 130, 17)])
+def test_run_rows_dot(X, BM, M, N, K, backend):
+    """A few-row dot kernel at awkward sizes (masked edges) against the VM (``--backend ptx`` on a GPU)."""
+    import ml_dtypes
+    from support import run_kernel
+    if backend not in ("numpy", "ptx"):
+        pytest.skip("the few-row mma is the ptx backend's")
+    xd = {"f16": D.float16, "bf16": D.bfloat16}[X]
+    kern = vm.compile_source(ROWS_DOT, "rows_dot.vm", {"BM": BM, "X": xd})
+    assert any(p.rows for p in pipeline(kern).facts.of_type(DotPlan).values())
+    rng = np.random.default_rng(BM + M + N + K)
+    npdt = np.float16 if X == "f16" else ml_dtypes.bfloat16
+    a = (rng.standard_normal((M, K)) + 0.1).astype(npdt)
+    b = (rng.standard_normal((N, K)) + 0.1).astype(npdt)
+    run_kernel(backend, kern, a, b, np.zeros((M, N), np.float32))
