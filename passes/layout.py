@@ -101,6 +101,7 @@ class _Infer:
         self.notes: dict[int, list] = {}           # id(ins) -> [text]
         self.plans: dict[int, object] = {}         # id(ins) -> plan
         self.hints: dict[int, TVLayout] = {}
+        self.rows_out: set[int] = set()            # values computed from a few-row dot's result
         self._uses = None
         from .program import definitions
         self.defs = definitions(kernel)
@@ -178,19 +179,19 @@ class _Infer:
 
     def refit(self, v: N.Value, L: TVLayout, user, loose: bool = False) -> bool:
         """Give ``v`` the layout ``L`` its user wants, with no conversion, when ``v`` comes from a global load
-        through a chain of casts, free shape instructions (expand_dims, reshape, permute, broadcast) and
-        elementwise ops on it (the other operand then follows, converted where it must be), each value used
-        once and without a user layout: the load then reads, in every thread, the elements that thread
+        through a chain of casts and free shape instructions (expand_dims, reshape, permute, broadcast) --
+        with ``loose`` also elementwise ops on it (the other operand then follows, converted where it must
+        be) --, each value used once and without a user layout: the load then reads, in every thread, the elements that thread
         needs (replicated elements are read by each holder, from L1). Returns False (nothing changed) when
         the chain is anything else.
 
         The new layout may be replicated (several threads load each element) and is kept when its loads are
-        at least as wide as the old ones (up to 128 bits), or when they are at most 4 per thread and either
-        the old ones were not 128 bits wide either or the thread reads at most 64 bits (a few narrow L1
-        reads cost less than a shared-memory round trip with two barriers: the scales of a GEMV, one or
-        two per thread), or always with ``loose`` (the operands of a few-row dot, whose mma fragments
-        would otherwise go through shared memory every iteration: int2 codes in runs of 32 per lane are
-        two 64-bit loads).
+        at least as wide as the old ones (up to 128 bits), or when the old ones were not 128 bits wide either
+        and the new ones are at most 4 per thread (a few narrow L1 reads cost less than a shared-memory round
+        trip with two barriers), or always with ``loose``: the operands of a few-row dot and what is
+        computed with its result (its replicated layout would otherwise cost a shared-memory round trip
+        every iteration: int2 codes in runs of 32 per lane are two 64-bit loads, the scales one or two
+        16-bit loads per thread).
 
         Example: ``xt = cast(load(x[r, k0 : +256]), f32)`` used as ``xt[None, :]`` by a broadcast against
         ``f32[16, 256]`` weights: the load takes the weights' column layout (each thread loads the 32
@@ -216,7 +217,7 @@ class _Infer:
                 x = d.x
             elif isinstance(d, N.Cast) and d.x.is_tile:
                 x = d.x
-            elif isinstance(d, N.Binary) and d.a.is_tile and self.is_reg(d.a):
+            elif loose and isinstance(d, N.Binary) and d.a.is_tile and self.is_reg(d.a):
                 others.append((d, "b", d.b, Lx))      # the other operand follows (converted if it must)
                 x = d.a
             else:
@@ -227,15 +228,18 @@ class _Infer:
         old_L = self.lay[x.id]
         run = TM.contiguous_run(Lx) * bits
         old = TM.contiguous_run(old_L) * bits if isinstance(old_L, TVLayout) else 0
-        few = Lx.values * bits <= 4 * max(run, 8) and (old < 128 or Lx.values * bits <= 64)
-        if run < min(128, old) and not (few or loose):
+        if run < min(128, old) and (old >= 128 or Lx.values * bits > 4 * max(run, 8)) and not loose:
             return False          # narrower loads than now (and not a few short ones): convert instead
         for x, Lx, d in layouts.values():
             self.lay[x.id] = Lx
+            if isinstance(d, SHAPES + (N.Broadcast,)) and id(d) in self.plans:    # decided before: now free
+                self.req.pop((id(d), "x"), None)
+                self.plans[id(d)] = ShapePlan(True, f"{_op(d)}: free (its operand is loaded in the layout it needs)")
+                self.note(d, f"{value_label(d.out)} = {_op(d)}: revised: {self.plans[id(d)].reason}")
         for d, slot, y, Ly in others:
             self.req.pop((id(d), slot), None)
             self.want(d, slot, y, Ly, f"operand {slot} of {_op(d)}: elementwise operands share the result's "
-                                      f"layout")
+                                      f"layout", loose=True)
         self.note(d, f"{value_label(x)}: loaded in the layout {value_label(v)} is used in by "
                      f"{_op(user)}{_where(user)}, so no conversion is needed: {self.show(x, Lx)}")
         return True
@@ -472,12 +476,15 @@ class _Infer:
             return
         L = self.set(ins.out, L)
         why = "elementwise operands share the result's layout"
+        loose = any(x.id in self.rows_out for _, x in slots)
+        if loose:
+            self.rows_out.add(ins.out.id)
         for slot, x in slots:
             if x.type.space == SHARED:
                 if not TM.same_layout(eff[slot], L):
                     self.req[(id(ins), slot)] = (ins, x, L, f"operand {slot} of {_op(ins)}: {why}")
                 continue
-            self.want(ins, slot, x, L, f"operand {slot} of {_op(ins)}: {why}")
+            self.want(ins, slot, x, L, f"operand {slot} of {_op(ins)}: {why}", loose=loose)
 
     def lookup(self, ins: N.Lookup):
         t = ins.table
@@ -560,6 +567,7 @@ class _Infer:
         rl = self.rows(ins) if mm is None else None
         if rl is not None:
             self.set(ins.out, rl.c)
+            self.rows_out.add(ins.out.id)
             self.want(ins, "acc", ins.acc, rl.c, "the accumulator of dot is in the mma C layout (transposed)")
             for slot, x, F, role in (("a", ins.a, rl.a, "B"), ("b", ins.b, rl.b, "A")):
                 self.want(ins, slot, x, F, f"operand {slot} of dot in the mma {role} fragments of the "

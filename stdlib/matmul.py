@@ -206,7 +206,7 @@ def mma_gemv(T: D.DType, X: D.DType, has_z: int, G: int) -> bool:
     the ptx backend lowers as the transposed product (``vmlang.passes.mma_rows``: the weights on the mma's
     M side, each lane decoding its own run of codes into f16x2 registers, x on the N side). Needs every
     value exact in X (the weights are never rounded) and groups of at least 16 codes (one mma k step)."""
-    return not T.is_codebook and G >= 16 and exact_in(T, X, has_z)
+    return T.nbits in PTX_MMA_GEMV_TILES and not T.is_codebook and G >= 16 and exact_in(T, X, has_z)
 
 
 @functools.lru_cache(maxsize=None)
@@ -265,13 +265,18 @@ PTX_GEMV_TILES = {2: (32, 512), 3: (32, 512), 4: (32, 512), 5: (16, 512), 6: (16
 PTX_GEMV_TILES_FLOAT = (16, 512)
 
 
-#: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size)
-PTX_MMA_GEMV_TILES = {b: (64, 128, 4) for b in range(1, 9)}
+#: ptx tensor-core GEMV tiles (BN, BK, W, U) by code width (BK is also capped by the group size; U slabs
+#: per loop iteration), for the widths where it beats the FMA GEMV. Measured on an H100 (M = 1, 28672x8192,
+#: scratch sweep of 32..128 x 128 x 2..8 warps x U 1, 2; 2026-11-22): int2 62 us vs 79 us (FMA); ties or
+#: loses for the others (int3 90 vs 85, int4 79 vs 73, int6 100 vs 103, int8 102 vs 88, uint4 97 vs 83,
+#: float4_e2m1 82 vs 70, float8_e4m3 111 vs 101, mxfp4 143 vs 79 with its 32-code groups)
+PTX_MMA_GEMV_TILES = {2: (128, 128, 8, 2)}
 
 
 def _mma_gemv_tiles(M: int, K: int, G: int, T: D.DType) -> dict:
-    bn, bk, w = PTX_MMA_GEMV_TILES[T.nbits]
-    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": max(16, min(bk, G, _pow2_at_least(K))), "W": w}
+    bn, bk, w, u = PTX_MMA_GEMV_TILES[T.nbits]
+    bk = max(16, min(bk, G, _pow2_at_least(K)))
+    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": bk, "W": w, "U": u if K > bk else 1}
 
 
 def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.DType | None = None) -> dict:

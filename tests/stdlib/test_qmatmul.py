@@ -140,6 +140,16 @@ class Spy:
 
 
 # ------------------------------------------------------------------------------------------ every scheme x width
+def _path(c) -> str:
+    """Which path a launch took: the tiled dot (``BM >= 16``) or a GEMV -- the FMA one (``DOT = 0``) or, on
+    ptx, the tensor-core one (the exact dot with 1..8 rows, ``QM.mma_gemv``)."""
+    if c["BM"] >= 16:
+        assert c["DOT"] == 1
+        return "dot"
+    assert c["DOT"] == 0 or c["EXACT"] == 1
+    return "gemv"
+
+
 @pytest.mark.parametrize("path", ["gemv", "dot"])
 @pytest.mark.parametrize("case", range(len(CASES)), ids=CASE_IDS)
 def test_every_scheme_and_width(case, path, backend, monkeypatch):
@@ -154,7 +164,7 @@ def test_every_scheme_and_width(case, path, backend, monkeypatch):
     x = make_x(rng, M, K, kind)
     spy = Spy(monkeypatch)
     y = QM.qmatmul(x, qw, backend=backend)
-    assert [c["DOT"] for c in spy.calls] == [int(path == "dot")]
+    assert [_path(c) for c in spy.calls] == [path]
     check(x, qw, y, f"{qw} {kind} M={M} {backend}")
 
 
@@ -172,7 +182,7 @@ def test_partial_tiles_in_every_dimension(scheme, dt, group, backend, monkeypatc
     for M, path in [(33, None), (2, None), (3, "dot"), (20, "gemv")]:
         x = make_x(rng, M, 130, "np-f16")
         check(x, qw, QM.qmatmul(x, qw, backend=backend, path=path), f"{qw} M={M} path={path}")
-    assert [c["DOT"] for c in spy.calls] == [1, 0, 1, 0]
+    assert [_path(c) for c in spy.calls] == ["dot", "gemv", "dot", "gemv"]
     for c, M in zip(spy.calls, (33, 2, 3, 20)):       # a partial last tile in N and K, and in M where M > BM
         assert 70 % c["BN"] and 130 % c["BK"] and (M <= c["BM"] or M % c["BM"]), c
 
@@ -189,7 +199,7 @@ def test_dispatch_threshold(monkeypatch):
         y = QM.qmatmul(x, qw, backend="numpy")
         assert y.shape == shape[:-1] + (8,)
         check(x, qw, y, f"shape {shape}")
-    assert [c["DOT"] for c in spy.calls] == [0, 0, 1, 1]
+    assert [_path(c) for c in spy.calls] == ["gemv", "gemv", "dot", "dot"]
 
 
 def test_group_layouts(backend):
