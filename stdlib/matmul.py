@@ -188,7 +188,7 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     dot = path == "dot" if path else M >= DOT_MIN_M
     backend = backend or choose_backend(x2, T, dot)
     tiles = _tiles(M, N, K, dot, backend, T)
-    if not dot and backend == "ptx" and mma_gemv(T, X, has_z, G):
+    if not dot and backend == "ptx" and M == 1 and mma_gemv(T, X, has_z, G):
         tiles, dot = _mma_gemv_tiles(M, K, G, T), True
     exact = int(dot and not T.is_codebook and exact_in(T, X, has_z))
     if exact and tiles["BK"] > G:
@@ -206,7 +206,8 @@ def mma_gemv(T: D.DType, X: D.DType, has_z: int, G: int) -> bool:
     the ptx backend lowers as the transposed product (``vmlang.passes.mma_rows``: the weights on the mma's
     M side, each lane decoding its own run of codes into f16x2 registers, x on the N side). Needs every
     value exact in X (the weights are never rounded) and groups of at least 16 codes (one mma k step)."""
-    return T.nbits in PTX_MMA_GEMV_TILES and not T.is_codebook and G >= 16 and exact_in(T, X, has_z)
+    return (T.nbits in PTX_MMA_GEMV_TILES and not has_z and not T.is_codebook and G >= 16
+            and exact_in(T, X, has_z))
 
 
 @functools.lru_cache(maxsize=None)
@@ -269,7 +270,9 @@ PTX_GEMV_TILES_FLOAT = (16, 512)
 #: per loop iteration), for the widths where it beats the FMA GEMV. Measured on an H100 (M = 1, 28672x8192,
 #: scratch sweep of 32..128 x 128 x 2..8 warps x U 1, 2; 2026-11-22): int2 62 us vs 79 us (FMA); ties or
 #: loses for the others (int3 90 vs 85, int4 79 vs 73, int6 100 vs 103, int8 102 vs 88, uint4 97 vs 83,
-#: float4_e2m1 82 vs 70, float8_e4m3 111 vs 101, mxfp4 143 vs 79 with its 32-code groups)
+#: float4_e2m1 82 vs 70, float8_e4m3 111 vs 101, mxfp4 143 vs 79 with its 32-code groups); taken at M = 1 and
+#: without zero points only (uint2 with zero points 95 vs 94 us; int2 at M = 2, 3: 85-92 us, slower than at
+#: M = 1, the FMA GEMV not measured side by side there)
 PTX_MMA_GEMV_TILES = {2: (128, 128, 8, 2)}
 
 
