@@ -230,17 +230,17 @@ class _Infer:
         old = TM.contiguous_run(old_L) * bits if isinstance(old_L, TVLayout) else 0
         if run < min(128, old) and (old >= 128 or Lx.values * bits > 4 * max(run, 8)) and not loose:
             return False          # narrower loads than now (and not a few short ones): convert instead
+        load = d
         for x, Lx, d in layouts.values():
             self.lay[x.id] = Lx
-            if isinstance(d, SHAPES + (N.Broadcast,)) and id(d) in self.plans:    # decided before: now free
-                self.req.pop((id(d), "x"), None)
+            if self.req.pop((id(d), "x"), None) is not None:     # a conversion was asked for: now free
                 self.plans[id(d)] = ShapePlan(True, f"{_op(d)}: free (its operand is loaded in the layout it needs)")
                 self.note(d, f"{value_label(d.out)} = {_op(d)}: revised: {self.plans[id(d)].reason}")
-        for d, slot, y, Ly in others:
-            self.req.pop((id(d), slot), None)
-            self.want(d, slot, y, Ly, f"operand {slot} of {_op(d)}: elementwise operands share the result's "
-                                      f"layout", loose=True)
-        self.note(d, f"{value_label(x)}: loaded in the layout {value_label(v)} is used in by "
+        for op, slot, y, Ly in others:
+            self.req.pop((id(op), slot), None)
+            self.want(op, slot, y, Ly, f"operand {slot} of {_op(op)}: elementwise operands share the result's "
+                                       f"layout", loose=True)
+        self.note(load, f"{value_label(x)}: loaded in the layout {value_label(v)} is used in by "
                      f"{_op(user)}{_where(user)}, so no conversion is needed: {self.show(x, Lx)}")
         return True
 
