@@ -33,6 +33,7 @@ Slots (every layout lists them in this order, the lowering relies on it):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,8 +60,10 @@ def applies(m: int, n: int, k: int) -> bool:
     return m in ROWS and n % 16 == 0 and k % 16 == 0 and n > 0 and k > 0
 
 
+@functools.lru_cache(maxsize=64)
 def rows_layouts(m: int, n: int, k: int, warps: int) -> RowsLayouts | None:
-    """The a/b/out layouts of the transposed product (None when :func:`applies` does not)."""
+    """The a/b/out layouts of the transposed product (None when :func:`applies` does not); cached: layout
+    inference, the lowering and its schedule each ask for them."""
     if not applies(m, n, k):
         return None
     tiles = n // 16

@@ -11,7 +11,8 @@ and result; an ``if``'s two yields and its result; ``insert``'s tile and result.
    the note warns about spills.
 2. a 1-d tile used as the ``table`` of ``lookup``: ``shared`` (indexed by data: ``ld.shared``);
 3. operand ``a``/``b`` of ``dot``, loaded from memory, at least ``dot_shared_min_bytes``: ``shared``
-   (staged with ``cp.async``, read with ``ldmatrix``);
+   (staged with ``cp.async``, read with ``ldmatrix``) -- not ``a`` of a dot with 1, 2, 4 or 8 rows, which
+   each lane reads from registers (:mod:`.mma_rows`);
 4. more than ``max_regs_per_thread`` 32-bit registers per thread (``numel * bits / threads``):
    ``shared``;
 5. everything else: ``register``.
@@ -33,6 +34,7 @@ import os
 from vmlang.ir import nodes as N
 from vmlang.ir.types import AUTO, REGISTER, SHARED, TileType
 
+from .mma_rows import applies as few_rows
 from .program import Note, Program, definitions, option, rebuild, uses, value_label
 
 PASS = "placement"
@@ -176,9 +178,8 @@ def _decide(head, vids, values, defs, use, threads, budget, dot_min):
 
 def _few_rows(ins: N.Dot) -> bool:
     """A dot with few rows (:mod:`.mma_rows`): its ``a`` (x) is read by each lane from registers."""
-    from .mma_rows import applies
     (m, k), n = ins.a.shape, ins.b.shape[1]
-    return applies(m, n, k)
+    return few_rows(m, n, k)
 
 
 def _estimate(kernel, threads) -> str:

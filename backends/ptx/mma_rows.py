@@ -28,8 +28,9 @@ from vmlang.passes import tvmaps as TM
 from vmlang.passes.conversions import DotPlan
 from vmlang.passes.mma_rows import k_order, rows_layouts
 
-from .core import I32, Tile, const_i32, to_code
-from .mma import _mma
+from .core import I32, Tile
+from .mma import _mma, _pack
+from .unpack import prmt
 
 
 def pack2(b, dt, lo, hi):
@@ -39,7 +40,7 @@ def pack2(b, dt, lo, hi):
             and lo.operands[0] is hi.operands[0] and _index(lo) == 0 and _index(hi) == 1
             and lo.operands[0].type.count == 2):
         return b.bitcast(lo.operands[0], I32)
-    return b.or_(to_code(b, dt, lo), b.shl(to_code(b, dt, hi), const_i32(16)))
+    return _pack(b, dt, lo, hi)
 
 
 def pack_slots(b, dt, tile: Tile, lo: int, hi: int):
@@ -50,15 +51,8 @@ def pack_slots(b, dt, tile: Tile, lo: int, hi: int):
         (jl, sl), (jh, sh) = pk.where[lo], pk.where[hi]
         if jl == jh and (sl, sh) == (0, 16):
             return pk.words[jl]
-        return _prmt2(b, pk.words[jl], pk.words[jh], (sl // 8, sl // 8 + 1, 4 + sh // 8, 5 + sh // 8))
+        return prmt(b, pk.words[jl], pk.words[jh], (sl // 8, sl // 8 + 1, 4 + sh // 8, 5 + sh // 8))
     return pack2(b, dt, tile.slots[lo], tile.slots[hi])
-
-
-def _prmt2(b, x, y, picks):
-    """Bytes ``picks`` of ``x`` (0-3) and ``y`` (4-7), low byte first: one ``prmt.b32``."""
-    v4 = ir.VectorType(ir.IntType(8), 4)
-    mask = ir.Constant(ir.VectorType(I32, 4), list(picks))
-    return b.bitcast(b.shuffle_vector(b.bitcast(x, v4), b.bitcast(y, v4), mask), I32)
 
 
 def _index(x) -> int | None:

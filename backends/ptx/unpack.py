@@ -194,11 +194,11 @@ def lop3(b, x, y, z, fn):
     return out
 
 
-def prmt(b, x, fill: int, picks):
-    """Bytes ``picks`` (0-3: ``x``'s bytes, 4: the byte ``fill``) of an i32, low byte first: a
-    ``shufflevector`` NVPTX emits as one ``prmt.b32``."""
+def prmt(b, x, fill, picks):
+    """Bytes ``picks`` (0-3: ``x``'s bytes, 4-7: ``fill``'s -- an i32 value, or an int whose low byte fills
+    all four) of an i32, low byte first: a ``shufflevector`` NVPTX emits as one ``prmt.b32``."""
     v = b.bitcast(x, V4I8)
-    f = ir.Constant(V4I8, [fill & 0xFF] * 4)
+    f = ir.Constant(V4I8, [fill & 0xFF] * 4) if isinstance(fill, int) else b.bitcast(fill, V4I8)
     mask = ir.Constant(ir.VectorType(I32, 4), list(picks))
     return b.bitcast(b.shuffle_vector(v, f, mask), I32)
 

@@ -11,6 +11,7 @@ dot kernel against the NumPy VM at awkward sizes, f16 and bf16.
 from __future__ import annotations
 
 import importlib
+import pathlib
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ rows = importlib.import_module("vmlang.backends.ptx.mma_rows")
 needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
                                  reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
 
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 SHAPES = [(16, 16, 4), (64, 128, 4), (48, 32, 4), (128, 64, 4), (256, 256, 8), (32, 48, 2)]
 
 
@@ -63,8 +65,7 @@ def test_layouts_cover_their_tiles(m, n, k, warps):
     L = rows_layouts(m, n, k, warps)
     for lay, shape in ((L.a, (m, k)), (L.b, (k, n)), (L.c, (m, n))):
         tbl = lay.table()
-        assert lay.tile == shape and np.array_equal(np.unique(tbl), np.arange(m * n if shape == (m, n) else
-                                                                             int(np.prod(shape))))
+        assert lay.tile == shape and np.array_equal(np.unique(tbl), np.arange(int(np.prod(shape))))
     assert L.wn * L.R == n // 16 and L.Q == k // 4 and L.wn <= warps
     assert rows_layouts(3, n, k, warps) is None and rows_layouts(16, n, k, warps) is None
     assert rows_layouts(m, n + 8, k, warps) is None and rows_layouts(m, n, k + 8, warps) is None
@@ -130,7 +131,7 @@ def test_schedule_shares_x_and_pairs_codes():
 def qmatmul_ptx(T: str, S=D.float16, arch="sm_90", **kw):
     consts = dict(T=D.dtype(T), S=S, X=D.float16, G=128, DOT=1, EXACT=1, BM=1, BN=64, BK=128, W=4)
     consts.update(kw)
-    k = vm.load("stdlib/kernels/qmatmul.vm")
+    k = vm.load(ROOT / "stdlib" / "kernels" / "qmatmul.vm")
     ir = k._lower(dict(k.ir(**consts).consts), (("N", 128), ("K", 128)))
     _, module, _ = launch.lower_program(ir, None, arch)
     return ir, toolchain.to_ptx(str(module), arch)
@@ -139,8 +140,7 @@ def qmatmul_ptx(T: str, S=D.float16, arch="sm_90", **kw):
 @needs_ptxas
 @pytest.mark.parametrize("T", ["int4", "int2", "int3", "int8", "uint4", "float4_e2m1", "float8_e4m3fn"])
 @pytest.mark.parametrize("arch", ["sm_90", "sm_80"])
-def test_qmatmul_gemv_on_mma(T, arch, monkeypatch):
-    monkeypatch.chdir(pathlib_root())
+def test_qmatmul_gemv_on_mma(T, arch):
     kw = {"HAS_Z": 1} if T == "uint4" else {}
     ir, ptx = qmatmul_ptx(T, arch=arch, **kw)
     plans = [p for p in pipeline(ir).facts.of_type(DotPlan).values()]
@@ -151,11 +151,6 @@ def test_qmatmul_gemv_on_mma(T, arch, monkeypatch):
     if T in ("int4", "int2", "int8"):
         assert "lop3.b32" in ptx or "prmt.b32" in ptx                 # pairs decoded into f16x2 registers
     toolchain.ptxas_check(ptx, arch)
-
-
-def pathlib_root():
-    import pathlib
-    return pathlib.Path(__file__).resolve().parents[3]
 
 
 # ------------------------------------------------------------------------------------------ GPU
