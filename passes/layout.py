@@ -549,11 +549,12 @@ class _Infer:
 
     def source_bits(self, v: N.Value) -> int:
         """The width of the codes ``v`` is decoded from: its first operand followed back through casts,
-        shape instructions and elementwise ops to a load (``v``'s own width when there is none)."""
+        shape instructions and elementwise ops to a load or a loop-carried value (a slab prefetched in the
+        previous iteration); ``v``'s own width when there is none."""
         x = v
         for _ in range(16):
             d = self.defs.get(x.id)
-            if isinstance(d, N.Load):
+            if isinstance(d, N.Load) or (isinstance(d, N.For) and any(c.id == x.id for c in d.carried)):
                 return x.dtype.nbits
             nxt = next((y for _, y in _tile_slots(d)), None) if isinstance(d, ELEMENTWISE + SHAPES) else None
             if nxt is None:
@@ -634,9 +635,13 @@ class _Infer:
                         self.fix(c, self.lay[y.id])
             L = self.lay[c.id]
             name = c.name or f"%{c.id}"
-            self.want(ins, f"inits[{i}]", a, L, f"the init of loop-carried {name} takes the carried layout")
+            # loose: a load feeding the carried value is refit to its layout whatever its width -- a
+            # conversion of the yield would be a shared-memory round trip every iteration (a prefetched
+            # slab: codes_next = load(...) yielded for the next iteration's math)
+            self.want(ins, f"inits[{i}]", a, L, f"the init of loop-carried {name} takes the carried layout",
+                      loose=True)
             self.want(ins, f"yields[{i}]", y, L, f"the value yielded for loop-carried {name} takes the "
-                                                 f"carried layout")
+                                                 f"carried layout", loose=True)
             self.set(o, L)
             self.note(ins, f"loop-carried {value_label(c)}: {self.show(c, L)}")
 

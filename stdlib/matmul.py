@@ -9,8 +9,8 @@ products and the sum in float32 and one final rounding to x's dtype.
 Both paths run ``stdlib/kernels/qmatmul.vm``, one kernel generic over the code dtype, the scale dtype, the
 activation dtype and the group size (compile-time parameters), compiled once per combination:
 
-* **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 or 32, from
-  ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to
+* **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 to 64 and 4 or 8
+  warps, from ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to
   float32 once and stays in registers while the rows pass over it, the products summed in float32 lanes (no tensor cores: the work is reading the packed weights).
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
   ``BN x BK`` slab of weights is decoded and scaled in float32, rounded to x's dtype and multiplied with
@@ -257,37 +257,38 @@ def _ptx_loads() -> bool:
         return False
 
 
-#: ptx GEMV tiles (BN, BK) by code width, measured on an H100 (M = 1, 28672x8192; BN x BK in {16, 32, 64} x
-#: {256, 512, 1024}, 4 or 8 warps; scratch sweep, 2026-11-22): the narrow codes want 32 rows x 512 codes per
-#: block (int4 47% of copy bandwidth vs 39% at 32x256, int2 22% vs 20%), the 6/8-bit and float codes 16 x 512
-#: (int6 52% vs 42% at 32x512, float8_e4m3 64% vs 43%, float4_e2m1 42% vs 39%, nf4 37% vs 21%)
-PTX_GEMV_TILES = {2: (32, 512), 3: (32, 512), 4: (32, 512), 5: (16, 512), 6: (16, 512), 7: (16, 512), 8: (16, 512)}
-#: float and codebook codes of 4 bits or fewer (decoding costs more per byte than ints: fewer rows per block)
-PTX_GEMV_TILES_FLOAT = (16, 512)
+#: ptx GEMV tiles (BN, BK, warps) by code width, measured on an H100 (M = 1, 28672x8192; scratch sweeps of
+#: BN x BK x warps in {8, 16, 32, 64} x {256 .. 2048} x {2, 4, 8}, 2026-11-22, second session, after the
+#: in-place int decoding and the 32-bit-word layouts of 5/7-bit codes): int2 64 x 512 x 4 58.9 us (32 x 512:
+#: 69.9), int4 32 x 512 x 8 60.4 us (x 4: 67.4), int3 32 x 512 x 4 64.6 us, int5/int6/int7/int8 16 x 512 x 4
+#: (80.4, 89.6, 97.4, 88.4 us; wider slabs were slower for them)
+PTX_GEMV_TILES = {2: (64, 512, 4), 3: (32, 512, 4), 4: (32, 512, 8), 5: (16, 512, 4), 6: (16, 512, 4),
+                  7: (16, 512, 4), 8: (16, 512, 4)}
+#: float and codebook codes of 4 bits or fewer (decoding costs more per byte than ints: fewer rows per block;
+#: float4_e2m1 16 x 512 70.2 us, 8 x 1024 69.0, 32 x 512 70.2)
+PTX_GEMV_TILES_FLOAT = (16, 512, 4)
 
 
-#: ptx tensor-core GEMV tiles (BN, BK, W, U) by code width (BK is also capped by the group size; U slabs
-#: per loop iteration), for the widths where it beats the FMA GEMV. Measured on an H100 (M = 1, 28672x8192,
-#: scratch sweep of 32..128 x 128 x 2..8 warps x U 1, 2; 2026-11-22): int2 62 us vs 79 us (FMA); ties or
-#: loses for the others (int3 90 vs 85, int4 79 vs 73, int6 100 vs 103, int8 102 vs 88, uint4 97 vs 83,
-#: float4_e2m1 82 vs 70, float8_e4m3 111 vs 101, mxfp4 143 vs 79 with its 32-code groups); taken at M = 1 and
-#: without zero points only (uint2 with zero points 95 vs 94 us; int2 at M = 2, 3: 85-92 us, slower than at
-#: M = 1, the FMA GEMV not measured side by side there)
-PTX_MMA_GEMV_TILES = {2: (128, 128, 8, 2)}
+#: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size), for the widths
+#: where it beats the FMA GEMV: none since the FMA GEMV decodes ints in place. Measured on an H100 (M = 1,
+#: 28672x8192, 2026-11-22, same run): int2 62.0 us (128 x 128, 8 warps; 16..64 rows x 1..4 warps and slabs
+#: prefetched one or two iterations ahead in registers: 64-68 us) vs 57.5 us FMA; int4 75-80 us vs 59.8;
+#: int8 99-106 vs 88.4; float4_e2m1 81-87 vs 70.2. Kept (QM.mma_gemv, tested) for a width that gains later.
+PTX_MMA_GEMV_TILES: dict = {}
 
 
 def _mma_gemv_tiles(M: int, K: int, G: int, T: D.DType) -> dict:
-    bn, bk, w, u = PTX_MMA_GEMV_TILES[T.nbits]
+    bn, bk, w = PTX_MMA_GEMV_TILES[T.nbits]
     bk = max(16, min(bk, G, _pow2_at_least(K)))
-    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": bk, "W": w, "U": u if K > bk else 1}
+    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": bk, "W": w}
 
 
 def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.DType | None = None) -> dict:
     """The tile sizes: powers of two, at least 16 where tl.dot needs it, no larger than needed."""
     BK = max(_pow2_at_least(K), 16)
     if not dot and backend == "ptx" and T is not None and T.nbits >= 2:
-        bn, bk = PTX_GEMV_TILES_FLOAT if T.is_float and T.nbits <= 4 else PTX_GEMV_TILES[T.nbits]
-        return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": min(BK, bk), "W": 4}
+        bn, bk, w = PTX_GEMV_TILES_FLOAT if T.is_float and T.nbits <= 4 else PTX_GEMV_TILES[T.nbits]
+        return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": min(BK, bk), "W": w}
     if not dot:
         return {"BM": min(_pow2_at_least(M), 8), "BN": 16, "BK": min(BK, 256), "W": 4}
     if M <= 64:

@@ -1,8 +1,10 @@
 """Rules for structured control flow: ``for`` loops and ``if`` branches with phi nodes.
 
 Conditions and bounds are block-uniform scalars, so every thread takes the same path and barriers inside
-loops and branches are safe. Loop-carried register tiles become one phi per value slot; a loop-carried
-shared tile keeps one region, and a yielded tile that lives elsewhere is copied into it.
+loops and branches are safe. Loop-carried register tiles become one phi per value slot -- or per 32-bit
+word of its codes when it was vector-loaded and its yield is loaded too (a prefetched slab: the words keep
+the two-codes-per-operation decoding of :mod:`.unpack`); a loop-carried shared tile keeps one region, and a
+yielded tile that lives elsewhere is copied into it.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from llvmlite import ir
 from vmlang.ir import nodes as N
 
 from .core import I1, I32, SharedTile, Tile, lower
+from .vector import pack_words, tile_of_words
 
 
 def _flat(x) -> list:
@@ -27,6 +30,36 @@ def _rebuild(like, values: list):
     if isinstance(like, SharedTile):
         return like, values
     return values[0], values[1:]
+
+
+def _has_words(x) -> bool:
+    p = x.packed if isinstance(x, Tile) else None
+    return p is not None and p.bits == x.dtype.nbits and len(p.words) * 32 == len(x.slots) * p.bits
+
+
+def _as_words(i, inits) -> list:
+    """Which loop-carried register tiles travel as their packed words: those whose init has them (a vector
+    load cut its codes from 32-bit words) and whose yield is loaded in the body, or is another such carried
+    value (slabs prefetched one or more iterations ahead: ``c0 = c1; c1 = load(...)``), which will have them
+    too. Fewer phis (one per word, not per code), and the cast in the next iteration still decodes two
+    codes per word operation (:mod:`.unpack`)."""
+    loaded = {ins.out.id for ins in i.body.instrs if isinstance(ins, N.Load)}
+    pos = {c.id: k for k, c in enumerate(i.carried)}
+    words = [_has_words(x) and y.id in loaded for x, y in zip(inits, i.yields)]
+    for _ in range(len(words)):
+        for k, (x, y) in enumerate(zip(inits, i.yields)):
+            if not words[k] and _has_words(x) and words[pos.get(y.id, k)] and y.id in pos:
+                words[k] = True
+    return words
+
+
+def _words_of(b, tile: Tile, n: int) -> list:
+    """``tile``'s codes as ``n`` words: the ones it was loaded in, else packed from its slots."""
+    p = tile.packed
+    if p is not None and p.bits == tile.dtype.nbits and len(p.words) == n \
+            and all(w == (v * p.bits // 32, v * p.bits % 32) or w is None for v, w in enumerate(p.where)):
+        return list(p.words)
+    return pack_words(b, tile.dtype, tile.slots)
 
 
 def _copy_shared(lw, src: SharedTile, dst: SharedTile, shape):
@@ -79,39 +112,48 @@ def emit_for(lw, i, body: N.Block | None = None, state=(), advance=None, enter=N
         p = b.phi(s0.type)
         p.add_incoming(s0, pre)
         sphis.append(p)
+    words = _as_words(i, inits)
     phis = []
     carried = []
-    for x in inits:
-        vals = _flat(x)
+    for x, wd in zip(inits, words):
+        vals = list(x.packed.words) if wd else _flat(x)
         ps = [b.phi(v.type) for v in vals]
         for p, v in zip(ps, vals):
             p.add_incoming(v, pre)
         phis.append(ps)
-        carried.append(_rebuild(x, ps)[0])
+        carried.append(x if wd else _rebuild(x, ps)[0])
     b.cbranch(b.icmp_signed("<", var, stop), body_bb, done)
     b.position_at_end(body_bb)
     lw.set(i.var, var)
+    for k, (x, wd, ps) in enumerate(zip(carried, words, phis)):
+        if wd:                                   # cut the codes from the carried words, as a load does
+            carried[k] = tile_of_words(b, x.dtype, ps, x.layout)
     for c, x in zip(i.carried, carried):
         lw.set(c, x)
     if enter is not None:
         enter(var, sphis)
     lw.run_block(i.body if body is None else body)
-    for y, x, ps in zip(i.yields, carried, phis):
+    nexts = []
+    for y, x, ps, wd in zip(i.yields, carried, phis, words):
         yv = lw.get(y)
         if isinstance(x, SharedTile):
             _copy_shared(lw, yv, x, y.shape)
+            nexts.append([])
             continue
-        vals = _flat(yv)
+        if wd and (not isinstance(yv, Tile) or len(yv.slots) != len(x.slots)):
+            raise ValueError(f"loop-carried {y.name or y.id}: the yield's layout differs from the carried value's")
+        vals = _words_of(b, yv, len(ps)) if wd else _flat(yv)
         if len(vals) != len(ps):
             raise ValueError(f"loop-carried {y.name or y.id}: the yield's layout differs from the carried value's")
+        nexts.append(vals)
     nstate = list(advance(sphis)) if advance is not None else []
     latch = b.block
     nxt = b.add(var, step)
     var.add_incoming(nxt, latch)
     for p, v in zip(sphis, nstate):
         p.add_incoming(v, latch)
-    for y, x, ps in zip(i.yields, carried, phis):
-        for p, v in zip(ps, _flat(lw.get(y))):
+    for ps, vals in zip(phis, nexts):
+        for p, v in zip(ps, vals):
             p.add_incoming(v, latch)
     b.branch(header)
     b.position_at_end(done)

@@ -307,14 +307,56 @@ def _extras(src, dst) -> tuple[bool, bool]:
 
 def applies(src, dst, saturate: bool = False) -> bool:
     """Whether :func:`cast_packed` decodes a packed tile of ``src`` codes into ``dst``."""
+    if in_place(src, dst):
+        return True
     if lanes_for(src, dst, saturate) is None:
         return False
     return 16 % src.nbits == 0 or any(_extras(src, dst))
 
 
+def in_place(src, dst) -> bool:
+    """Whether :func:`ints_in_place` decodes ``src`` codes into ``dst``: ints of 1..7 bits into float32."""
+    return dst == D.float32 and C._int_like(src) and src.nbits < 8
+
+
+def ints_in_place(b: ir.IRBuilder, src, packed, slots: list) -> list:
+    """Int codes into float32 where they sit in their word, with no shift: the magic number of
+    :func:`.convert._int_magic` with its exponent moved so that the code's low bit (word bit ``s``) weighs
+    1. A float32 with biased exponent ``150 - s`` and mantissa ``u << s`` is ``2**(23-s) + u`` exactly
+    (``s + bits <= 23``), so ``bits(w & (mask << s) ^ ((150 - s) << 23 | sign))`` less ``2**(23-s)`` (and
+    ``2**(bits-1)`` for a signed code, its sign bit flipped by the same xor) is the value: one ``lop3`` and
+    one ``add.f32`` per code, where the per-code path shifts, masks, xors and adds. Codes above bit
+    ``23 - bits`` are taken from the word shifted right by 16 (one shift per word); straddling codes go
+    through :func:`.convert.cast`.
+
+        int4 code at bit 12 of w = 0x0000B000 (0xB = -5): w & 0xF000 = 0xB000, xor (138 << 23 | 0x8000)
+        = 0x45003000 = 2**11 + 3 (u = 0xB ^ 0x8 = 3); less 2**11 + 8 -> -5.0"""
+    n = src.nbits
+    out = list(slots)
+    high = {}
+    for v, p in enumerate(packed.where):
+        if p is None:
+            out[v] = C.cast(b, src, D.float32, slots[v])
+            continue
+        j, s = p
+        w = packed.words[j]
+        if s + n > 23:
+            if j not in high:
+                high[j] = b.lshr(w, _c(16))
+            w, s = high[j], s - 16
+        sign = (1 << (s + n - 1)) if src.is_signed else 0
+        bits = lop3(b, w, _c(((1 << n) - 1) << s), _c(((150 - s) << 23) | sign), lambda x, y, z: x & y ^ z)
+        off = 2.0 ** (23 - s) + (2.0 ** (n - 1) if src.is_signed else 0.0)
+        out[v] = b.fsub(b.bitcast(bits, F32), ir.Constant(F32, off))
+    return out
+
+
 def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool = False) -> list | None:
     """The reprs of ``dst`` of a tile of ``src`` codes (``slots``, cut from ``packed``), pairs decoded
-    two at a time and the rest by :func:`.convert.cast`; None when no pair applies."""
+    two at a time and the rest by :func:`.convert.cast` (ints of 1..7 bits into float32:
+    :func:`ints_in_place`); None when nothing applies."""
+    if packed is not None and packed.bits == src.nbits and in_place(src, dst):
+        return ints_in_place(b, src, packed, slots)
     L = lanes_for(src, dst, saturate)
     if L is None or packed is None or packed.bits != src.nbits:
         return None
@@ -348,4 +390,4 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
     return out
 
 
-__all__ = ["BF16", "Lanes", "applies", "cast_packed", "lanes_for", "lop3", "pairs", "prmt"]
+__all__ = ["BF16", "Lanes", "applies", "cast_packed", "in_place", "ints_in_place", "lanes_for", "lop3", "pairs", "prmt"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from . import memory as M
-from .core import I64, Packed, const_i32
+from .core import I64, Packed, Tile, const_i32, from_code, to_code
 
 #: widths handled here: one ld/st of a .v4.b32, .v2.b32, .b32 or .u16
 VECTOR_WIDTHS = (128, 64, 32, 16)
@@ -109,10 +109,33 @@ def split_words(b, words: list, bits: int, n: int, unit: int = 32):
     return codes, where
 
 
+def pack_words(b, dt, slots: list, unit: int = 32) -> list:
+    """The inverse of :func:`split_words`: the slots' codes (reprs of ``dt``) packed LSB first into words
+    of ``unit`` = 32 or 16 bits (i32 values; ``len(slots) * bits`` must be a multiple of ``unit``)."""
+    bits = dt.nbits
+    words = [const_i32(0)] * (len(slots) * bits // unit)
+    for v, x in enumerate(slots):
+        c = b.and_(to_code(b, dt, x), const_i32((1 << bits) - 1)) if bits < 32 else to_code(b, dt, x)
+        j, sh = divmod(v * bits, unit)
+        words[j] = b.or_(words[j], b.shl(c, const_i32(sh)) if sh else c)
+        if sh + bits > unit:
+            words[j + 1] = b.or_(words[j + 1], b.lshr(c, const_i32(unit - sh)))
+    if unit == 16:
+        words = [b.and_(x, const_i32(0xFFFF)) for x in words]
+    return words
+
+
+def tile_of_words(b, dt, words: list, lay):
+    """The register tile whose codes are the bit stream ``words`` (32-bit, LSB first), with the words kept
+    (:class:`~.core.Packed`): the slots are cut as a vector load cuts them."""
+    codes, where = split_words(b, words, dt.nbits, lay.values)
+    slots = [from_code(b, dt, c) for c in codes]
+    return Tile(slots, lay, dt, packed=Packed(tuple(words), tuple(where), dt.nbits))
+
+
 def vector_store(lw, i, dst, tile) -> bool:
     """Store a register tile with the plan's vector width: every thread that is the first holder of its
     values writes whole chunks (a chunk of a replicated holder is written by the primary one only)."""
-    from .core import to_code
     from .rules_memory import first_holders
     plan = plan_of(lw, i)
     dt = i.dst.dtype
@@ -127,18 +150,7 @@ def vector_store(lw, i, dst, tile) -> bool:
     w = plan.bits_per_access
     # pack the register bit stream into 32-bit words (16-bit for w == 16)
     unit = 16 if w == 16 else 32
-    total = lay.values * bits
-    nwords = total // unit
-    words = [const_i32(0)] * nwords
-    for v, x in enumerate(tile.slots):
-        c = b.and_(to_code(b, dt, x), const_i32((1 << bits) - 1)) if bits < 32 else to_code(b, dt, x)
-        r = v * bits
-        j, sh = divmod(r, unit)
-        words[j] = b.or_(words[j], b.shl(c, const_i32(sh)) if sh else c)
-        if sh + bits > unit:
-            words[j + 1] = b.or_(words[j + 1], b.lshr(c, const_i32(unit - sh)))
-    if unit == 16:
-        words = [b.and_(x, const_i32(0xFFFF)) for x in words]
+    words = pack_words(b, dt, tile.slots, unit)
     per = w // unit
     for k, (ptr, ok) in enumerate(_chunks(lw, i, dst, lay, i.value.shape, plan, bits)):
         ok = b.and_(ok, writer)
@@ -150,4 +162,4 @@ def vector_store(lw, i, dst, tile) -> bool:
     return True
 
 
-__all__ = ["vector_load", "vector_store", "plan_of", "split_words"]
+__all__ = ["pack_words", "plan_of", "split_words", "tile_of_words", "vector_load", "vector_store"]

@@ -356,15 +356,32 @@ def test_backend_choice_follows_the_measurements(monkeypatch):
         assert QM.choose_backend(xg, D.int4, False) == "numpy"
 
 
+def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
+    """A width listed in ``PTX_MMA_GEMV_TILES`` (none by default: measured slower than the FMA GEMV) runs its
+    M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the reference."""
+    if backend != "ptx":
+        pytest.skip("the tensor-core GEMV is the ptx backend's")
+    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2)})
+    rng = np.random.default_rng(77)
+    for dt, N, K in ((D.int2, 100, 384), (D.int4, 17, 256)):
+        qw = make_weight(rng, "int", dt, N, K, 128)
+        x = make_x(rng, 1, K, "torch-f16")
+        spy = Spy(monkeypatch)
+        y = QM.qmatmul(x, qw, backend="ptx")
+        c = spy.calls[-1]
+        assert (c["DOT"], c["EXACT"], c["BM"], c["BK"]) == (1, 1, 1, 128), c
+        check(x, qw, y, f"{qw} mma GEMV")
+
+
 def test_ptx_gemv_tiles_by_code_width():
     """The ptx GEMV tiles come from the measured table; other backends and the dot path keep theirs."""
     t = QM._tiles(1, 28672, 8192, False, "ptx", D.int4)
-    assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES[4] == (32, 512)
+    assert (t["BN"], t["BK"], t["W"]) == QM.PTX_GEMV_TILES[4] == (32, 512, 8)
     for T in (D.nf4, D.float4_e2m1):
         t = QM._tiles(1, 4096, 4096, False, "ptx", T)
-        assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES_FLOAT
+        assert (t["BN"], t["BK"], t["W"]) == QM.PTX_GEMV_TILES_FLOAT
     t = QM._tiles(1, 4096, 4096, False, "ptx", D.float8_e4m3)
-    assert (t["BN"], t["BK"]) == QM.PTX_GEMV_TILES[8]
+    assert (t["BN"], t["BK"], t["W"]) == QM.PTX_GEMV_TILES[8]
     assert QM._tiles(1, 70, 130, False, "ptx", D.int3)["BK"] == 256          # no wider than K needs
     assert QM._tiles(1, 4096, 4096, False, "triton", D.int4)["BN"] == 16
     assert QM._tiles(32, 4096, 4096, True, "ptx", D.int4) == QM._tiles(32, 4096, 4096, True, "triton", D.int4)

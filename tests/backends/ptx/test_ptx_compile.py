@@ -97,8 +97,8 @@ def test_qmatmul_gemv_has_vector_loads_and_no_barrier():
     """The stdlib GEMV with the ptx tiles: 128-bit code and x loads, decoding without int->float cvt, the
     per-slab sum by warp shuffles, x and the scales loaded in their use's layout: no barrier at all."""
     from vmlang.stdlib.matmul import PTX_GEMV_TILES
-    bn, bk = PTX_GEMV_TILES[4]
-    consts = dict(T=D.int4, S=D.float16, X=D.float16, G=128, DOT=0, BM=1, BN=bn, BK=bk, W=4)
+    bn, bk, w = PTX_GEMV_TILES[4]
+    consts = dict(T=D.int4, S=D.float16, X=D.float16, G=128, DOT=0, BM=1, BN=bn, BK=bk, W=w)
     ptx = _ptx(_specialised(QMATMUL, consts, [("N", 128), ("K", 128)]), "sm_90")
     assert ptx.count("ld.global.v4.b32") >= 2
     assert "shfl.sync.bfly" in ptx
