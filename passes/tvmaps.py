@@ -61,7 +61,7 @@ def _largest_divisor(n: int, cap: int) -> int:
     return 1
 
 
-def default_vec(shape, elem_bits: int, threads: int) -> int:
+def default_vec(shape, elem_bits: int) -> int:
     """The per-thread run along the last axis: the largest power of two dividing ``shape[-1]`` with
     ``vec * elem_bits <= 128`` -- for widths that do not divide 128 bits (3, 5, 6, 7 bits...) extended to
     whole 32-bit words where that divides the last axis (int5: 16 codes are 80 bits, 2-byte loads; 32
@@ -69,9 +69,9 @@ def default_vec(shape, elem_bits: int, threads: int) -> int:
     80 us vs 123, int7 97 us vs 141; runs of whole 128-bit granules (128 int3 = 3 x 128-bit loads) were
     slower for int3 (77 vs 65 us at 32 x 512), so the default stops at words.
 
-    >>> default_vec((16, 512), 4, 128), default_vec((16, 512), 5, 128), default_vec((16, 512), 3, 128)
+    >>> default_vec((16, 512), 4), default_vec((16, 512), 5), default_vec((16, 512), 3)
     (32, 32, 32)
-    >>> default_vec((16, 512), 6, 128), default_vec((3, 100), 5, 128), default_vec((3, 100), 6, 128)
+    >>> default_vec((16, 512), 6), default_vec((3, 100), 5), default_vec((3, 100), 6)
     (16, 4, 4)
     """
     last = int(shape[-1])
@@ -90,7 +90,7 @@ def default_layout(shape, elem_bits: int, threads: int, vec: int | None = None) 
         raise LayoutError(f"default_layout: bad shape {shape}")
     r = len(shape)
     if vec is None:
-        vec = default_vec(shape, elem_bits, threads)
+        vec = default_vec(shape, elem_bits)
     if shape[-1] % vec:
         raise LayoutError(f"default_layout: vec {vec} does not divide the last axis {shape[-1]}")
     T = [1] * r

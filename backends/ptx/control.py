@@ -48,18 +48,15 @@ def _as_words(i, inits) -> list:
     words = [_has_words(x) and y.id in loaded for x, y in zip(inits, i.yields)]
     for _ in range(len(words)):
         for k, (x, y) in enumerate(zip(inits, i.yields)):
-            if not words[k] and _has_words(x) and words[pos.get(y.id, k)] and y.id in pos:
+            if not words[k] and _has_words(x) and y.id in pos and words[pos[y.id]]:
                 words[k] = True
     return words
 
 
-def _words_of(b, tile: Tile, n: int) -> list:
-    """``tile``'s codes as ``n`` words: the ones it was loaded in, else packed from its slots."""
-    p = tile.packed
-    if p is not None and p.bits == tile.dtype.nbits and len(p.words) == n \
-            and all(w == (v * p.bits // 32, v * p.bits % 32) or w is None for v, w in enumerate(p.where)):
-        return list(p.words)
-    return pack_words(b, tile.dtype, tile.slots)
+def _words_of(b, tile: Tile) -> list:
+    """``tile``'s codes as 32-bit words: the ones it was loaded in (cut by :func:`.vector.split_words`, so in
+    stream order), else packed from its slots."""
+    return list(tile.packed.words) if _has_words(tile) else pack_words(b, tile.dtype, tile.slots)
 
 
 def _copy_shared(lw, src: SharedTile, dst: SharedTile, shape):
@@ -140,10 +137,9 @@ def emit_for(lw, i, body: N.Block | None = None, state=(), advance=None, enter=N
             _copy_shared(lw, yv, x, y.shape)
             nexts.append([])
             continue
-        if wd and (not isinstance(yv, Tile) or len(yv.slots) != len(x.slots)):
-            raise ValueError(f"loop-carried {y.name or y.id}: the yield's layout differs from the carried value's")
-        vals = _words_of(b, yv, len(ps)) if wd else _flat(yv)
-        if len(vals) != len(ps):
+        same = not wd or (isinstance(yv, Tile) and len(yv.slots) == len(x.slots))
+        vals = (_words_of(b, yv) if wd else _flat(yv)) if same else []
+        if not same or len(vals) != len(ps):
             raise ValueError(f"loop-carried {y.name or y.id}: the yield's layout differs from the carried value's")
         nexts.append(vals)
     nstate = list(advance(sphis)) if advance is not None else []
