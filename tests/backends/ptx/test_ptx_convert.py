@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import re
 
 import numpy as np
 import pytest
@@ -36,6 +35,7 @@ from llvmlite import ir
 
 from vmlang.backends.ptx import convert as C
 from host_jit import Engine, counted_loop
+from ptx_support import ADDRESS_OPS, entry_instructions, thread_kernel
 
 DTYPES = D.all_dtypes()
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # NaN inputs of the VM's own casts
@@ -533,21 +533,10 @@ _SHORT_DECODES = [
     ("int4", "float16", 4.0),          # shr, and, xor, add.rn.f16 (16-bit ops)
     ("float4_e2m1", "float16", 4.375),
 ]
-_ADDRESS_OPS = ("ld.", "st.", "mov.", "ret", "cvta", "mul.wide", "add.s64", "shl.b64", "mad.wide", "cvt.u64")
-
-
 def _decode_kernel(mod, name, src, dst) -> int:
     """``name(in, out)``: thread t loads the 32-bit word in[t], decodes the 32 // bits codes packed in it
     (LSB first) with :func:`convert.cast` and stores them; returns the number of codes."""
-    T = importlib.import_module("vmlang.backends.ptx.toolchain")
-    gptr = ir.PointerType(addrspace=1)
-    tid_fn = mod.globals.get("llvm.nvvm.read.ptx.sreg.tid.x") or ir.Function(
-        mod, ir.FunctionType(I32, []), name="llvm.nvvm.read.ptx.sreg.tid.x")
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [gptr, gptr]), name=name)
-    T.mark_kernel(fn, max_threads=128)
-    pin, pout = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    t = b.zext(b.call(tid_fn, []), I64)
+    b, pin, pout, t = thread_kernel(mod, name)
     n = src.nbits
     k_codes = 32 // n
     w = b.load(b.gep(pin, [t], source_etype=I32), typ=I32)
@@ -558,13 +547,6 @@ def _decode_kernel(mod, name, src, dst) -> int:
         b.store(y, b.gep(pout, [off], source_etype=C.repr_type(dst)))
     b.ret_void()
     return k_codes
-
-
-def _entry_instructions(ptx: str, name: str) -> list[str]:
-    m = re.search(r"\.entry " + re.escape(name) + r"\(.*?\n\{\n(.*?)\n\}", ptx, re.S)
-    assert m, name
-    lines = (s.strip() for s in m.group(1).splitlines())
-    return [s for s in lines if s and not s.startswith((".", "//", "$", "{", "}"))]
 
 
 def test_decoding_is_short_and_branch_free_in_ptx():
@@ -582,7 +564,7 @@ def test_decoding_is_short_and_branch_free_in_ptx():
         kernels.append((name, D.dtype(src), D.dtype(dst), most, _decode_kernel(mod, name, D.dtype(src), D.dtype(dst))))
     ptx = T.to_ptx(mod, arch="sm_90", opt=3)
     for name, src, dst, most, k_codes in kernels:
-        ins = _entry_instructions(ptx, name)
+        ins = entry_instructions(ptx, name)
         ops = [s.split()[0] for s in ins]
         what = f"{src} -> {dst}:\n  " + "\n  ".join(ins)
         assert not any(op.startswith(("cvt.rn.f32.s", "cvt.rn.f32.u", "cvt.rn.f16.s", "cvt.rn.f16.u",
@@ -591,7 +573,7 @@ def test_decoding_is_short_and_branch_free_in_ptx():
         selects = sum(op.startswith(("selp", "setp")) for op in ops)
         specials = src.is_float and src.has_nan and not (src.exp == 5 and dst == D.float32)
         assert selects == (2 * k_codes if specials else 0), what
-        work = [op for op in ops if not op.startswith(_ADDRESS_OPS)]
+        work = [op for op in ops if not op.startswith(ADDRESS_OPS)]
         assert len(work) / k_codes <= most, f"{len(work) / k_codes} instructions per element\n{what}"
     if T.ptxas_available():
         T.ptxas_check(ptx, "sm_90")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import pathlib
 
 import numpy as np
 import pytest
@@ -22,17 +21,13 @@ from vmlang.ir.layout import MemLayout, Swizzle
 from vmlang.ir.layout.core import Layout
 from vmlang.ir.layout.tv import MMA_M16N8K16_A, MMA_M16N8K16_B, MMA_M16N8K16_C
 from vmlang.passes.tvmaps import mma_layouts
+from ptx_support import ROOT, launch, needs_ptxas, toolchain
 
-toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
-launch = importlib.import_module("vmlang.backends.ptx.launch")
 mma = importlib.import_module("vmlang.backends.ptx.mma")
 async_copy = importlib.import_module("vmlang.backends.ptx.async_copy")
 exchange = importlib.import_module("vmlang.backends.ptx.exchange")
 
-needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
-                                 reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 SRC = (ROOT / "examples" / "matmul_f16.vm").read_text()
 
 

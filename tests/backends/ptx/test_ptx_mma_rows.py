@@ -11,7 +11,6 @@ dot kernel against the NumPy VM at awkward sizes, f16 and bf16.
 from __future__ import annotations
 
 import importlib
-import pathlib
 
 import numpy as np
 import pytest
@@ -20,15 +19,11 @@ import vmlang as vm
 from vmlang.ir import dtypes as D
 from vmlang.passes import DotPlan, pipeline
 from vmlang.passes.mma_rows import ROWS, k_order, pair_distance, rows_layouts
+from ptx_support import ROOT, launch, needs_ptxas, toolchain
 
-toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
-launch = importlib.import_module("vmlang.backends.ptx.launch")
 rows = importlib.import_module("vmlang.backends.ptx.mma_rows")
 
-needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
-                                 reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 SHAPES = [(16, 16, 4), (64, 128, 4), (48, 32, 4), (128, 64, 4), (256, 256, 8), (32, 48, 2)]
 
 

@@ -11,21 +11,16 @@
 from __future__ import annotations
 
 import importlib
-import pathlib
 
 import pytest
 
 import vmlang as vm
 from vmlang.ir import nodes as N
+from ptx_support import ROOT, launch, needs_ptxas, toolchain
 
-toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
-launch = importlib.import_module("vmlang.backends.ptx.launch")
 PL = importlib.import_module("vmlang.backends.ptx.pipeline")
 
-needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
-                                 reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 SRC = (ROOT / "examples" / "matmul_f16.vm").read_text()
 FACTS = "assume(M % 16 == 0); assume(N % 16 == 0); assume(K % 16 == 0);"
 

@@ -12,12 +12,9 @@ import pytest
 import vmlang as vm
 from vmlang.ir import dtypes as D
 from vmlang.passes import DotPlan, pipeline
+from ptx_support import launch, needs_ptxas, toolchain
 
-toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
-launch = importlib.import_module("vmlang.backends.ptx.launch")
 
-needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
-                                 reason="needs llvmlite's NVPTX target and ptxas")
 
 PREFETCH = """
 kernel prefetch<T = int2, BN = 32, BK = 128, W = 2>(x: f16[1, K] global, w: T[N, K] global, y: f32[1, N] global)

@@ -20,18 +20,11 @@ import pytest
 import vmlang as vm
 from vmlang.ir import nodes as N
 from vmlang.passes.tvmaps import collapse, default_layout, reduce_map
+from ptx_support import launch, needs_ptxas, toolchain
 
 from support import run_kernel
 
 R = importlib.import_module("vmlang.backends.ptx.reduce")
-toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
-launch = importlib.import_module("vmlang.backends.ptx.launch")
-
-
-
-def needs_ptxas(test):
-    test = pytest.mark.skipif(not toolchain.nvptx_available(), reason="this llvmlite has no NVPTX target")(test)
-    return pytest.mark.skipif(not toolchain.ptxas_available(), reason="ptxas (CUDA toolkit) is not installed")(test)
 
 
 RNG = np.random.default_rng(7)

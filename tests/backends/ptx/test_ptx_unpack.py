@@ -13,8 +13,6 @@ with ptxas for sm_90 and sm_80.
 from __future__ import annotations
 
 import ctypes
-import importlib
-import pathlib
 import re
 
 import numpy as np
@@ -31,6 +29,8 @@ from vmlang.backends.ptx import unpack as U
 from vmlang.backends.ptx import vector as V
 from vmlang.backends.ptx.core import Packed, from_code
 from host_jit import Engine, counted_loop
+from ptx_support import ADDRESS_OPS, ROOT, entry_instructions, launch, needs_nvptx, needs_ptxas, thread_kernel
+from ptx_support import toolchain as T
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -208,22 +208,9 @@ def test_lop3_truth_table():
 
 
 # ----------------------------------------------------------------------------------- PTX
-T = importlib.import_module("vmlang.backends.ptx.toolchain")
-needs_nvptx = pytest.mark.skipif(not T.nvptx_available(), reason="this llvmlite has no NVPTX target")
-needs_ptxas = pytest.mark.skipif(not T.ptxas_available(), reason="ptxas (CUDA toolkit) is not installed")
-_NOT_WORK = ("ld.", "st.", "mov.", "ret", "cvta", "mul.wide", "add.s64", "shl.b64", "mad.wide", "cvt.u64")
-
-
 def _kernel(mod, name, src, dst, packed_path: bool):
     """Thread t decodes the codes of its group of words (four, or ``bits``: 32 codes) and stores them."""
-    gptr = ir.PointerType(addrspace=1)
-    tid = mod.globals.get("llvm.nvvm.read.ptx.sreg.tid.x") or ir.Function(
-        mod, ir.FunctionType(I32, []), name="llvm.nvvm.read.ptx.sreg.tid.x")
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [gptr, gptr]), name=name)
-    T.mark_kernel(fn, max_threads=128)
-    pin, pout = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    t = b.zext(b.call(tid, []), I64)
+    b, pin, pout, t = thread_kernel(mod, name)
     nw = _nwords(src.nbits)
     words = [b.load(b.gep(pin, [b.add(b.mul(t, ir.Constant(I64, nw)), ir.Constant(I64, j))],
                           source_etype=I32), typ=I32) for j in range(nw)]
@@ -237,11 +224,7 @@ def _kernel(mod, name, src, dst, packed_path: bool):
 
 
 def _work(ptx: str, name: str) -> list[str]:
-    m = re.search(r"\.entry " + re.escape(name) + r"\(.*?\n\{\n(.*?)\n\}", ptx, re.S)
-    assert m, name
-    lines = (s.strip() for s in m.group(1).splitlines())
-    ins = [s for s in lines if s and not s.startswith((".", "//", "$", "{", "}"))]
-    return [s for s in ins if not s.startswith(_NOT_WORK)]
+    return [s for s in entry_instructions(ptx, name) if not s.startswith(ADDRESS_OPS)]
 
 
 #: (code, target, most instructions per code with pairs): sm_90, loads/stores/moves not counted
@@ -278,7 +261,6 @@ def test_pairs_are_fewer_instructions_in_ptx():
         assert after <= most and after < before, (s, d, before, after)
 
 
-@needs_nvptx
 @needs_ptxas
 @pytest.mark.parametrize("arch", ["sm_90", "sm_80"])
 def test_pair_decoding_assembles(arch):
@@ -294,7 +276,6 @@ def test_pair_decoding_assembles(arch):
 
 
 # ----------------------------------------------------------------------------------- kernels
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 QMATMUL = ROOT / "stdlib" / "kernels" / "qmatmul.vm"
 CAST_VM = """
 kernel cast_f16<BN = 512>(w: int4[N] global, y: f16[N] global) grid(cdiv(N, BN)) warps(4) {
@@ -305,7 +286,6 @@ kernel cast_f16<BN = 512>(w: int4[N] global, y: f16[N] global) grid(cdiv(N, BN))
 
 def _kernel_ptx(path_or_src, consts, facts, arch, paired: bool, monkeypatch) -> str:
     import vmlang as vm
-    launch = importlib.import_module("vmlang.backends.ptx.launch")
     k = vm.load(path_or_src)
     kernel = k._lower(dict(k.ir(**consts).consts), tuple(facts))
     with monkeypatch.context() as m:
@@ -320,7 +300,6 @@ def _count(ptx: str) -> int:
     return sum(1 for s in lines if s and not s.startswith((".", "//", "$", "{", "}", ")")))
 
 
-@needs_nvptx
 @needs_ptxas
 @pytest.mark.parametrize("which", ["qmatmul", "cast"])
 def test_kernels_decode_in_pairs(which, tmp_path, monkeypatch):
