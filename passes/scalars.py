@@ -225,12 +225,11 @@ class ScalarFacts:
         if isinstance(d, N.Cast) and v.is_scalar and d.x.dtype.is_int:
             return self.upper(d.x)
         if isinstance(d, N.For) and v.id == d.var.id:
-            stop = self.exact(d.stop)
-            step, start = self.const(d.step), self.const(d.start)
-            if stop is not None and step and start is not None:
-                sd = self.sym_divisor_of_lin(stop)
-                if sd % step == 0 and start % step == 0:
-                    return stop - Lin(step)
+            # every value is a multiple of g (start and step are): below a stop that g divides, the
+            # largest is stop - g (range(block.z * BK, K, KS * BK) with K % BK == 0: K - BK)
+            stop, step, g = self.exact(d.stop), self.const(d.step), self.divisor(v)
+            if stop is not None and step and step > 0 and self.sym_divisor_of_lin(stop) % g == 0:
+                return stop - Lin(g)
             us = self.upper(d.stop)
             return None if us is None else us - Lin(1)
         return None

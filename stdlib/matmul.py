@@ -189,7 +189,7 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     backend = backend or choose_backend(x2, T, dot)
     tiles = _tiles(M, N, K, dot, backend, T)
     if not dot and backend == "ptx" and M == 1 and mma_gemv(T, X, has_z, G):
-        tiles, dot = _mma_gemv_tiles(M, K, G, T), True
+        tiles, dot = _mma_gemv_tiles(M, N, K, G, T), True
     exact = int(dot and not T.is_codebook and exact_in(T, X, has_z))
     if exact and tiles["BK"] > G:
         if G >= 16:          # one group per slab (tl.dot and mma need BK >= 16)
@@ -269,18 +269,43 @@ PTX_GEMV_TILES = {2: (64, 512, 4), 3: (32, 512, 4), 4: (32, 512, 8), 5: (16, 512
 PTX_GEMV_TILES_FLOAT = (16, 512, 4)
 
 
-#: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size), for the widths
-#: where it beats the FMA GEMV: none since the FMA GEMV decodes ints in place. Measured on an H100 (M = 1,
-#: 28672x8192, 2026-11-22, same run): int2 62.0 us (128 x 128, 8 warps; 16..64 rows x 1..4 warps and slabs
-#: prefetched one or two iterations ahead in registers: 64-68 us) vs 57.5 us FMA; int4 75-80 us vs 59.8;
-#: int8 99-106 vs 88.4; float4_e2m1 81-87 vs 70.2. Kept (QM.mma_gemv, tested) for a width that gains later.
-PTX_MMA_GEMV_TILES: dict = {}
+#: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size; split-K by
+#: PTX_GEMV_MIN_BLOCKS), for the widths where it beats the FMA GEMV. Measured on an H100 (M = 1, 28672x8192,
+#: 2026-11-22, third session, after the pairs decoded in place and split-K): int2 128 x 128 x 2 warps in 4
+#: splits 44.5 us (64 x 128 x 1..2 warps, 32 x 128 x 1: 44.9-45.3) vs 58.9 FMA; int4 65.7-67 vs 59.9 FMA,
+#: int3 82 vs 64.5, int5 101 vs 79.6, int6 93 vs 90.4, int8 99.6 vs 88.5, float4_e2m1 73.6 vs 68.8 (FMA kept)
+PTX_MMA_GEMV_TILES: dict = {2: (128, 128, 2)}
 
 
-def _mma_gemv_tiles(M: int, K: int, G: int, T: D.DType) -> dict:
+def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
     bn, bk, w = PTX_MMA_GEMV_TILES[T.nbits]
     bk = max(16, min(bk, G, _pow2_at_least(K)))
-    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": bk, "W": w}
+    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": bk, "W": w, "KS": _splits(M, N, K, 1, bn, bk)}
+
+
+#: a ptx GEMV splits K (qmatmul.vm's KS) until it has this many blocks: each block walks its slabs one
+#: after another, and fewer blocks leave SMs idle -- a GEMV has only N / BN output tiles. Measured on an
+#: H100 (M = 1, 28672x8192, 2026-11-22): int2 tensor-core GEMV 128 x 128 x 2 warps, 224 blocks: 64.3 us
+#: unsplit, 52.1 us in 2 splits, 44.5 in 4 (896 blocks); the FMA GEMV of int4 (32 x 512, 896 blocks) is
+#: slower split in 2 (63.2 vs 59.9 us).
+PTX_GEMV_MIN_BLOCKS = 896
+#: ... but every split keeps at least this many slabs: the partial sums cost a workspace and two small
+#: kernels (sum, round), which a short K does not win back (4096x4096 int4, 8 slabs of 512: 9.0 us
+#: unsplit, 10.0-10.6 in 2..8 splits)
+PTX_GEMV_MIN_SLABS = 8
+
+
+def _splits(M: int, N: int, K: int, BM: int, BN: int, BK: int) -> int:
+    """The split-K factor of a ptx GEMV: the smallest power of two reaching ``PTX_GEMV_MIN_BLOCKS``
+    blocks while every split keeps ``PTX_GEMV_MIN_SLABS`` slabs of K.
+
+    >>> _splits(1, 28672, 8192, 1, 128, 128), _splits(1, 28672, 8192, 1, 32, 512), _splits(1, 4096, 4096, 1, 32, 512)
+    (4, 1, 1)
+    """
+    blocks, slabs, ks = -(-M // BM) * -(-N // BN), -(-K // BK), 1
+    while blocks * ks < PTX_GEMV_MIN_BLOCKS and 2 * ks * PTX_GEMV_MIN_SLABS <= slabs:
+        ks *= 2
+    return ks
 
 
 def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.DType | None = None) -> dict:
@@ -288,7 +313,8 @@ def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.D
     BK = max(_pow2_at_least(K), 16)
     if not dot and backend == "ptx" and T is not None and T.nbits >= 2:
         bn, bk, w = PTX_GEMV_TILES_FLOAT if T.is_float and T.nbits <= 4 else PTX_GEMV_TILES[T.nbits]
-        return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": min(BK, bk), "W": w}
+        bm, bk = min(_pow2_at_least(M), 8), min(BK, bk)
+        return {"BM": bm, "BN": bn, "BK": bk, "W": w, "KS": _splits(M, N, K, bm, bn, bk)}
     if not dot:
         return {"BM": min(_pow2_at_least(M), 8), "BN": 16, "BK": min(BK, 256), "W": 4}
     if M <= 64:
@@ -296,7 +322,23 @@ def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.D
     return {"BM": 128, "BN": 128, "BK": min(BK, 64), "W": 8}
 
 
-def _launch(x, w, s, z, y, backend, **consts):
-    """Run stdlib/kernels/qmatmul.vm (one place, so tests can watch which specialisation runs)."""
+def _launch(x, w, s, z, y, backend, KS: int = 1, **consts):
+    """Run stdlib/kernels/qmatmul.vm into ``y`` [M, N] (one place, so tests can watch which specialisation
+    runs). ``KS > 1`` (split-K): the kernel writes the splits' f32 partial sums to a ``[KS, M, N]`` workspace,
+    added up here in f32 (in one fixed order: the result does not depend on which block finished first)
+    and rounded once to y's dtype."""
     from .kernels import kernel
-    kernel("qmatmul")(x, w, s, z, y, backend=backend, **consts)
+    M, N = int(y.shape[0]), int(y.shape[1])
+    if KS == 1:
+        out = y.view(1, M, N) if _is_torch(y) else y.reshape(1, M, N)
+        kernel("qmatmul")(x, w, s, z, out, backend=backend, Y=consts["X"], KS=1, **consts)
+        return
+    if _is_torch(y):
+        import torch
+        ws = torch.empty((KS, M, N), dtype=torch.float32, device=y.device)
+        kernel("qmatmul")(x, w, s, z, ws, backend=backend, Y=D.float32, KS=KS, **consts)
+        y.copy_(ws.sum(0))
+    else:
+        ws = np.empty((KS, M, N), dtype=np.float32)
+        kernel("qmatmul")(x, w, s, z, ws, backend=backend, Y=D.float32, KS=KS, **consts)
+        y[...] = ws.sum(0, dtype=np.float32).astype(y.dtype)

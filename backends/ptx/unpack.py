@@ -212,7 +212,13 @@ class _Word:
     """One packed word and what several pairs share: the word with its codes' sign bits flipped."""
 
     def __init__(self, b, w, signs: int):
-        self.b, self.w, self.signs, self._flipped = b, w, signs, None
+        self.b, self.w, self.signs, self._flipped, self._shifts = b, w, signs, None, {}
+
+    def shifted(self, t: int):
+        """The word shifted right by ``t`` (one shift per distinct ``t``)."""
+        if t not in self._shifts:
+            self._shifts[t] = _shift(self.b, self.w, -t)
+        return self._shifts[t]
 
     def flipped(self):
         if self._flipped is None:
@@ -224,17 +230,36 @@ def _byte(n: int, s: int) -> bool:
     return n == 8 and s % 8 == 0
 
 
-def _int_pair(b, dt, L: Lanes, word: _Word, s: int):
+def _int_pair(b, dt, L: Lanes, word: _Word, s: int, t: int = 0):
+    """The pair at bit ``s`` of the word shifted right by ``t`` (:func:`lane_shifts`), decoded where it sits:
+    lane bit ``o = s - t``, the magic's exponent lowered by ``o`` so that the code's low bit weighs 1."""
     n = dt.nbits
     magic = (L.bias + L.man) << L.man
     if _byte(n, s) and magic & 0xFF == 0:      # the word's sign bits flipped once, shared by its pairs
         src = word.flipped() if dt.is_signed else word.w
         lanes = prmt(b, src, magic >> 8, (s // 8, 4, s // 8 + 2, 4))
+        o = 0
     else:                                      # magic | code, the sign flipped by the same xor
-        k = magic | (1 << (n - 1) if dt.is_signed else 0)
-        lanes = lop3(b, _shift(b, word.w, -s), _c(_two((1 << n) - 1)), _c(_two(k)), lambda x, m, k: x & m ^ k)
-    off = 2.0 ** L.man + (2.0 ** (n - 1) if dt.is_signed else 0.0)
+        o = s - t
+        k = (magic - (o << L.man)) | ((1 << (o + n - 1)) if dt.is_signed else 0)
+        lanes = lop3(b, word.shifted(t), _c(_two(((1 << n) - 1) << o)), _c(_two(k)), lambda x, m, k: x & m ^ k)
+    off = 2.0 ** (L.man - o) + (2.0 ** (n - 1) if dt.is_signed else 0.0)
     return b.fsub(b.bitcast(lanes, ir.VectorType(L.ty, 2)), _splat(L, off))
+
+
+def lane_shifts(offsets, n: int, man: int) -> dict[int, int]:
+    """``{s: t}``: the right shift ``t`` of a word after which its pair at bit ``s`` sits at lane bit
+    ``s - t <= man - n`` (the code inside the lane's mantissa), the fewest shifts per word (greedy from 0).
+
+    >>> lane_shifts(range(0, 16, 2), 2, 10)      # int2 in f16 lanes: one shift by 10 for the top three
+    {0: 0, 2: 0, 4: 0, 6: 0, 8: 0, 10: 10, 12: 10, 14: 10}
+    """
+    out, t = {}, 0
+    for s in sorted(set(offsets)):
+        if s - t + n > man:
+            t = s
+        out[s] = t
+    return out
 
 
 def _float_pair(b, dt, L: Lanes, word: _Word, s: int):
@@ -372,9 +397,11 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
     out = list(slots)
     done = set()
     decode = _int_pair if C._int_like(src) else _float_pair
+    shifts = {j: lane_shifts([s for s in offs if s < 16], src.nbits, L.man) for j, offs in offsets.items()}
     for v, u in ps:
         j, s = packed.where[v]
-        out[v], out[u] = _values(b, L, dst, decode(b, src, L, words[j], s))
+        extra = (shifts[j][s],) if decode is _int_pair else ()
+        out[v], out[u] = _values(b, L, dst, decode(b, src, L, words[j], s, *extra))
         done |= {v, u}
     rest = [k for k in range(len(slots)) if k not in done]
     if synth:
@@ -390,4 +417,5 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
     return out
 
 
-__all__ = ["BF16", "Lanes", "applies", "cast_packed", "in_place", "ints_in_place", "lanes_for", "lop3", "pairs", "prmt"]
+__all__ = ["BF16", "Lanes", "applies", "cast_packed", "in_place", "ints_in_place", "lane_shifts", "lanes_for", "lop3",
+           "pairs", "prmt"]

@@ -357,7 +357,7 @@ def test_backend_choice_follows_the_measurements(monkeypatch):
 
 
 def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
-    """A width listed in ``PTX_MMA_GEMV_TILES`` (none by default: measured slower than the FMA GEMV) runs its
+    """A width listed in ``PTX_MMA_GEMV_TILES`` (int2 by default: measured faster than the FMA GEMV) runs its
     M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the reference."""
     if backend != "ptx":
         pytest.skip("the tensor-core GEMV is the ptx backend's")
@@ -370,7 +370,57 @@ def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
         y = QM.qmatmul(x, qw, backend="ptx")
         c = spy.calls[-1]
         assert (c["DOT"], c["EXACT"], c["BM"], c["BK"]) == (1, 1, 1, 128), c
+        assert c["KS"] == QM._splits(1, N, K, 1, c["BN"], 128)
         check(x, qw, y, f"{qw} mma GEMV")
+
+
+@pytest.mark.parametrize("path", ["gemv", "dot"])
+def test_split_k_adds_up_the_splits(path, backend, monkeypatch):
+    """KS > 1 (split-K): block z sums the slabs z, z + KS, ... into its own f32 partial, the caller adds the
+    partials and rounds once. With small integer activations and power-of-two scales every partial sum is
+    exact in f32, so the result is the exact product rounded once -- bit for bit on the VM -- whatever the
+    split; uneven splits (5 slabs over 3 splits, more splits than slabs) and edges (N = 17, M = 3) included."""
+    rng = np.random.default_rng(91)
+    N, K, G = 17, 5 * 32, 32
+    qw = make_weight(rng, "int", D.int4, N, K, G, scale_dt="float16")
+    qw = QuantizedWeight(qw.codes, (2.0 ** rng.integers(-3, 3, (N, K // G))).astype(np.float16), None, "int", G)
+    M = 1 if path == "gemv" else 3
+    x = rng.integers(-3, 4, (M, K)).astype(np.float16)
+    x[x == 0] = 1
+    want = (x.astype(np.float64) @ qw.dequantize().astype(np.float64).T).astype(np.float16)
+    real = QM._tiles
+    for ks in (1, 2, 3, 8):
+        def tiles(*a, ks=ks, **kw):
+            t = real(*a, **kw)
+            t.update(BK=32, KS=ks)
+            return t
+        monkeypatch.setattr(QM, "_tiles", tiles)
+        spy = Spy(monkeypatch)
+        y = QM.qmatmul(x, qw, backend=backend, path=path)
+        assert spy.calls[-1]["KS"] == ks                # 8: three splits have no slab and add 0
+        if backend == "numpy":
+            np.testing.assert_array_equal(y, want)
+        else:
+            check(x, qw, y, f"split-K {ks} {path} {backend}")
+
+
+def test_split_k_only_where_blocks_are_few():
+    """The ptx GEMV splits K until PTX_GEMV_MIN_BLOCKS blocks (powers of two, each split keeping
+    PTX_GEMV_MIN_SLABS slabs);
+    the other backends and the dot path never split."""
+    t = QM._tiles(1, 28672, 8192, False, "ptx", D.int4)
+    assert t["KS"] == 1 and -(-28672 // t["BN"]) >= QM.PTX_GEMV_MIN_BLOCKS
+    t = QM._tiles(1, 4096, 32768, False, "ptx", D.int4)
+    assert t["KS"] > 1 and -(-4096 // t["BN"]) * t["KS"] >= QM.PTX_GEMV_MIN_BLOCKS
+    assert QM._tiles(1, 4096, 4096, False, "ptx", D.int4)["KS"] == 1          # 8 slabs: too short to split
+    bk = QM.PTX_GEMV_TILES[4][1]
+    assert QM._tiles(1, 16, 4 * QM.PTX_GEMV_MIN_SLABS * bk, False, "ptx", D.int4)["KS"] == 4
+    assert QM._tiles(1, 16, 100, False, "ptx", D.int4)["KS"] == 1
+    for args in ((1, 16, 4096, False, "triton", D.int4), (16, 16, 4096, True, "ptx", D.int4)):
+        assert QM._tiles(*args).get("KS", 1) == 1
+    for M, N, K, BM, BN, BK in ((1, 1, 1, 1, 16, 16), (3, 100, 1000, 4, 16, 64), (1, 4096, 8192, 1, 64, 128)):
+        ks = QM._splits(M, N, K, BM, BN, BK)
+        assert ks & (ks - 1) == 0 and (ks == 1 or ks * QM.PTX_GEMV_MIN_SLABS <= -(-K // BK))
 
 
 def test_ptx_gemv_tiles_by_code_width():

@@ -453,6 +453,8 @@ class Lowerer:
                 return Weak({"-": operator.neg, "~": operator.invert}[e.op](x.value), e.loc)
             except TypeError:
                 self.error(f"operator {e.op} does not apply to {x.value!r}", e.loc)
+        if isinstance(x, N.Value) and x.is_global:
+            self.error(f"{x.name} is a tensor in global memory: read it with load({x.name}[...])", e.loc)
         if e.op == "not":
             if x.dtype != BOOL:
                 self.error(f"not needs a bool operand, got {x.dtype}", e.loc)

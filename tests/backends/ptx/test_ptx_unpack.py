@@ -193,6 +193,27 @@ def test_pairs_decode_bit_for_bit(src, dst, sat):
                                  + "\n".join(rows))
 
 
+def test_lane_shifts_put_every_pair_inside_the_mantissa():
+    """Post-condition of unpack.lane_shifts (its doctest runs here too): after its word's shift every pair's
+    code lies inside the lane's mantissa, each shift is 0 or one of the offsets, and a shift is only added
+    when the previous one cannot reach."""
+    import doctest
+    assert doctest.testmod(U).failed == 0
+    for man in (7, 10):
+        for n in range(1, 8):
+            if n > man:
+                continue
+            offs = list(range(0, 16 - n + 1, n))
+            got = U.lane_shifts(offs, n, man)
+            assert sorted(got) == offs
+            ts = sorted(set(got.values()))
+            assert set(ts) <= {0, *offs}
+            for s, t in got.items():
+                assert 0 <= s - t and s - t + n <= man, (n, man, s, t)
+            for a, c in zip(ts, ts[1:]):
+                assert c - a + n > man, (n, man, ts)
+
+
 def test_lop3_truth_table():
     """lop3's table is fn(0xF0, 0xCC, 0xAA); the CPU evaluation of the table is the function."""
     mod = ir.Module()
@@ -228,8 +249,8 @@ def _work(ptx: str, name: str) -> list[str]:
 
 
 #: (code, target, most instructions per code with pairs): sm_90, loads/stores/moves not counted
-PER_CODE = [("int4", "float16", 1.375), ("uint4", "float16", 1.375),
-            ("int4", "bfloat16", 2.375), ("int2", "float16", 1.5), ("int8", "float16", 1.25),
+PER_CODE = [("int4", "float16", 1.125), ("uint4", "float16", 1.125),
+            ("int4", "bfloat16", 2.375), ("int2", "float16", 1.0625), ("int8", "float16", 1.25),
             ("uint8", "float32", 2.0), ("float4_e2m1", "float16", 2.375), ("float8_e4m3", "float16", 3.25),
             ("float8_e5m2", "float16", 0.5), ("float4_e2m1", "float32", 3.375), ("float8_e4m3", "float32", 4.25),
             ("int3", "float16", 3.1), ("float6_e3m2", "float16", 4.6), ("int6", "bfloat16", 3.2),
