@@ -11,7 +11,10 @@ activation dtype and the group size (compile-time parameters), compiled once per
 
 * **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 to 64 and 4 or 8
   warps, from ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to
-  float32 once and stays in registers while the rows pass over it, the products summed in float32 lanes (no tensor cores: the work is reading the packed weights).
+  float32 once and stays in registers while the rows pass over it, the products summed in float32 lanes.
+  On ptx, M = 1 with a width in ``PTX_MMA_GEMV_TILES`` (int2) runs on tensor cores instead (the exact dot
+  with one row, weights never rounded), and a GEMV with too few output tiles to fill the GPU splits K
+  (``PTX_GEMV_MIN_BLOCKS``): f32 partial sums, added here in a fixed order and rounded once.
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
   ``BN x BK`` slab of weights is decoded and scaled in float32, rounded to x's dtype and multiplied with
   ``dot`` (``tl.dot``, tensor cores) into a float32 accumulator. The rounding of the weights to f16/bf16
@@ -271,7 +274,7 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4)
 
 #: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size; split-K by
 #: PTX_GEMV_MIN_BLOCKS), for the widths where it beats the FMA GEMV. Measured on an H100 (M = 1, 28672x8192,
-#: 2026-11-22, third session, after the pairs decoded in place and split-K): int2 128 x 128 x 2 warps in 4
+#: 2026-11-22, session 9, after the pairs decoded in place and split-K): int2 128 x 128 x 2 warps in 4
 #: splits 44.5 us (64 x 128 x 1..2 warps, 32 x 128 x 1: 44.9-45.3) vs 58.9 FMA; int4 65.7-67 vs 59.9 FMA,
 #: int3 82 vs 64.5, int5 101 vs 79.6, int6 93 vs 90.4, int8 99.6 vs 88.5, float4_e2m1 73.6 vs 68.8 (FMA kept)
 PTX_MMA_GEMV_TILES: dict = {2: (128, 128, 2)}
@@ -285,9 +288,9 @@ def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
 
 #: a ptx GEMV splits K (qmatmul.vm's KS) until it has this many blocks: each block walks its slabs one
 #: after another, and fewer blocks leave SMs idle -- a GEMV has only N / BN output tiles. Measured on an
-#: H100 (M = 1, 28672x8192, 2026-11-22): int2 tensor-core GEMV 128 x 128 x 2 warps, 224 blocks: 64.3 us
-#: unsplit, 52.1 us in 2 splits, 44.5 in 4 (896 blocks); the FMA GEMV of int4 (32 x 512, 896 blocks) is
-#: slower split in 2 (63.2 vs 59.9 us).
+#: H100 (M = 1, 28672x8192, 2026-11-22): the int2 tensor-core GEMV with 224 blocks of 128 rows, 4 warps:
+#: 52.1 us in 2 splits, 44.6 in 4 (896 blocks); 2 warps in 4 splits 44.5; 8 warps 64.3 unsplit, 60.3 in
+#: 4. The FMA GEMV of int4 (32 x 512, 896 blocks) is slower split in 2 (63.2 vs 59.9 us).
 PTX_GEMV_MIN_BLOCKS = 896
 #: ... but every split keeps at least this many slabs: the partial sums cost a workspace and two small
 #: kernels (sum, round), which a short K does not win back (4096x4096 int4, 8 slabs of 512: 9.0 us
