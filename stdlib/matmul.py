@@ -282,8 +282,8 @@ PTX_MMA_GEMV_TILES: dict = {2: (128, 128, 2)}
 
 def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
     bn, bk, w = PTX_MMA_GEMV_TILES[T.nbits]
-    bk = max(16, min(bk, G, _pow2_at_least(K)))
-    return {"BM": min(_pow2_at_least(M), 8), "BN": bn, "BK": bk, "W": w, "KS": _splits(M, N, K, 1, bn, bk)}
+    bm, bk = min(_pow2_at_least(M), 8), max(16, min(bk, G, _pow2_at_least(K)))
+    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "KS": _splits(M, N, K, bm, bn, bk)}
 
 
 #: a ptx GEMV splits K (qmatmul.vm's KS) until it has this many blocks: each block walks its slabs one
@@ -332,16 +332,17 @@ def _launch(x, w, s, z, y, backend, KS: int = 1, **consts):
     and rounded once to y's dtype."""
     from .kernels import kernel
     M, N = int(y.shape[0]), int(y.shape[1])
+    torch_y = _is_torch(y)
     if KS == 1:
-        out = y.view(1, M, N) if _is_torch(y) else y.reshape(1, M, N)
-        kernel("qmatmul")(x, w, s, z, out, backend=backend, Y=consts["X"], KS=1, **consts)
-        return
-    if _is_torch(y):
+        out, Y = (y.view(1, M, N) if torch_y else y.reshape(1, M, N)), consts["X"]
+    elif torch_y:
         import torch
-        ws = torch.empty((KS, M, N), dtype=torch.float32, device=y.device)
-        kernel("qmatmul")(x, w, s, z, ws, backend=backend, Y=D.float32, KS=KS, **consts)
-        y.copy_(ws.sum(0))
+        out, Y = torch.empty((KS, M, N), dtype=torch.float32, device=y.device), D.float32
     else:
-        ws = np.empty((KS, M, N), dtype=np.float32)
-        kernel("qmatmul")(x, w, s, z, ws, backend=backend, Y=D.float32, KS=KS, **consts)
-        y[...] = ws.sum(0, dtype=np.float32).astype(y.dtype)
+        out, Y = np.empty((KS, M, N), dtype=np.float32), D.float32
+    kernel("qmatmul")(x, w, s, z, out, backend=backend, Y=Y, KS=KS, **consts)
+    if KS > 1:
+        if torch_y:
+            y.copy_(out.sum(0))
+        else:
+            y[...] = out.sum(0, dtype=np.float32).astype(y.dtype)

@@ -209,16 +209,19 @@ def _splat(L: Lanes, v: float) -> ir.Constant:
 
 # ----------------------------------------------------------------------------------- one pair
 class _Word:
-    """One packed word and what several pairs share: the word with its codes' sign bits flipped."""
+    """One packed word and what several pairs share: the word with its codes' sign bits flipped, and the
+    word shifted right so that an int pair sits inside its lanes' mantissa (``lane_shift``: {bit: shift}
+    from :func:`lane_shifts`; pairs not listed are not shifted)."""
 
-    def __init__(self, b, w, signs: int):
-        self.b, self.w, self.signs, self._flipped, self._shifts = b, w, signs, None, {}
+    def __init__(self, b, w, signs: int, lane_shift: dict | None = None):
+        self.b, self.w, self.signs, self._flipped = b, w, signs, None
+        self.lane_shift, self._shifted = lane_shift or {}, {}
 
     def shifted(self, t: int):
         """The word shifted right by ``t`` (one shift per distinct ``t``)."""
-        if t not in self._shifts:
-            self._shifts[t] = _shift(self.b, self.w, -t)
-        return self._shifts[t]
+        if t not in self._shifted:
+            self._shifted[t] = _shift(self.b, self.w, -t)
+        return self._shifted[t]
 
     def flipped(self):
         if self._flipped is None:
@@ -230,9 +233,10 @@ def _byte(n: int, s: int) -> bool:
     return n == 8 and s % 8 == 0
 
 
-def _int_pair(b, dt, L: Lanes, word: _Word, s: int, t: int = 0):
-    """The pair at bit ``s`` of the word shifted right by ``t`` (:func:`lane_shifts`), decoded where it sits:
-    lane bit ``o = s - t``, the magic's exponent lowered by ``o`` so that the code's low bit weighs 1."""
+def _int_pair(b, dt, L: Lanes, word: _Word, s: int):
+    """The pair at bit ``s``, decoded where it sits in the word shifted right by ``t`` (the word's
+    ``lane_shift``): lane bit ``o = s - t``, the magic's exponent lowered by ``o`` so that the code's low
+    bit weighs 1."""
     n = dt.nbits
     magic = (L.bias + L.man) << L.man
     if _byte(n, s) and magic & 0xFF == 0:      # the word's sign bits flipped once, shared by its pairs
@@ -240,6 +244,7 @@ def _int_pair(b, dt, L: Lanes, word: _Word, s: int, t: int = 0):
         lanes = prmt(b, src, magic >> 8, (s // 8, 4, s // 8 + 2, 4))
         o = 0
     else:                                      # magic | code, the sign flipped by the same xor
+        t = word.lane_shift.get(s, 0)
         o = s - t
         k = (magic - (o << L.man)) | ((1 << (o + n - 1)) if dt.is_signed else 0)
         lanes = lop3(b, word.shifted(t), _c(_two(((1 << n) - 1) << o)), _c(_two(k)), lambda x, m, k: x & m ^ k)
@@ -393,15 +398,16 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
     for v, u in ps:
         j, s = packed.where[v]
         offsets.setdefault(j, []).extend([s, s + 16])
-    words = {j: _Word(b, packed.words[j], _signs(src, offs)) for j, offs in offsets.items()}
+    ints = C._int_like(src)
+    words = {j: _Word(b, packed.words[j], _signs(src, offs),
+                      lane_shifts([s for s in offs if s < 16], src.nbits, L.man) if ints else None)
+             for j, offs in offsets.items()}
     out = list(slots)
     done = set()
-    decode = _int_pair if C._int_like(src) else _float_pair
-    shifts = {j: lane_shifts([s for s in offs if s < 16], src.nbits, L.man) for j, offs in offsets.items()}
+    decode = _int_pair if ints else _float_pair
     for v, u in ps:
         j, s = packed.where[v]
-        extra = (shifts[j][s],) if decode is _int_pair else ()
-        out[v], out[u] = _values(b, L, dst, decode(b, src, L, words[j], s, *extra))
+        out[v], out[u] = _values(b, L, dst, decode(b, src, L, words[j], s))
         done |= {v, u}
     rest = [k for k in range(len(slots)) if k not in done]
     if synth:

@@ -96,10 +96,7 @@ def tile_arg(lw, e, what) -> N.Value:
 
 
 def value_arg(lw, e, what) -> N.Value | Weak:
-    v = lw.expr(e)
-    if isinstance(v, N.Value) and v.is_global:
-        lw.error(f"{v.name} is a tensor in global memory: read it with load({v.name}[...])", e.loc)
-    return v
+    return lw.not_global(lw.expr(e), e.loc)
 
 
 def emit(lw, cls, type_, *args, loc, **kw):
@@ -158,8 +155,7 @@ def index_tile(lw, e: A.Index):
     src = lw.expr(e.value)
     if isinstance(src, Weak):
         lw.error("cannot index a literal", e.loc)
-    if src.is_global:
-        lw.error(f"{src.name} is a tensor in global memory: read it with load({src.name}[...])", e.loc)
+    lw.not_global(src, e.loc)
     if src.is_scalar:
         lw.error("cannot index a scalar", e.loc)
     only_reshape = all(isinstance(i, A.NewAxis) or (isinstance(i, A.Slice) and i.start is None and

@@ -60,6 +60,12 @@ class Lowerer:
     def error(self, msg: str, loc: SourceLoc | None, hint: str | None = None):
         raise VMTypeError(msg, loc, hint=hint)
 
+    def not_global(self, x, loc):
+        """``x`` unless it is a tensor in global memory, which no expression reads without ``load``."""
+        if isinstance(x, N.Value) and x.is_global:
+            self.error(f"{x.name} is a tensor in global memory: read it with load({x.name}[...])", loc)
+        return x
+
     def fold(self, op: str, a, b, loc):
         """``a op b`` of two compile-time numbers, every failure a diagnostic at ``loc`` (shift counts
         outside 0..63 are refused before Python tries to build a huge integer)."""
@@ -453,8 +459,7 @@ class Lowerer:
                 return Weak({"-": operator.neg, "~": operator.invert}[e.op](x.value), e.loc)
             except TypeError:
                 self.error(f"operator {e.op} does not apply to {x.value!r}", e.loc)
-        if isinstance(x, N.Value) and x.is_global:
-            self.error(f"{x.name} is a tensor in global memory: read it with load({x.name}[...])", e.loc)
+        self.not_global(x, e.loc)
         if e.op == "not":
             if x.dtype != BOOL:
                 self.error(f"not needs a bool operand, got {x.dtype}", e.loc)
@@ -476,8 +481,7 @@ class Lowerer:
                 return Weak((a.value and b.value) if op == "and" else (a.value or b.value), loc)
             return Weak(self.fold(op, a.value, b.value, loc), loc)
         for x in (a, b):
-            if isinstance(x, N.Value) and x.is_global:
-                self.error(f"{x.name} is a tensor in global memory: read it with load({x.name}[...])", loc)
+            self.not_global(x, loc)
         if op in ("and", "or"):
             cls = N.And if op == "and" else N.Or
             for x in (a, b):
