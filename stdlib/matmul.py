@@ -9,9 +9,11 @@ products and the sum in float32 and one final rounding to x's dtype.
 Both paths run ``stdlib/kernels/qmatmul.vm``, one kernel generic over the code dtype, the scale dtype, the
 activation dtype and the group size (compile-time parameters), compiled once per combination:
 
-* **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 to 64 and 4 or 8
+* **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 to 64 and 4
   warps, from ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to
-  float32 once and stays in registers while the rows pass over it, the products summed in float32 lanes.
+  float32 once and stays in registers while the rows pass over it, the products of each run of ``C``
+  codes (ptx: a thread's run in the layout, ``PTX_GEMV_TILES``) summed in float32 and scaled into a
+  partial sum that lives through the whole K loop; the partials are added across threads once, after it.
   On ptx, M = 1 with a width in ``PTX_MMA_GEMV_TILES`` (int2) runs on tensor cores instead (the exact dot
   with one row, weights never rounded), and a GEMV with too few output tiles to fill the GPU splits K
   (``PTX_GEMV_MIN_BLOCKS``): f32 partial sums, added here in a fixed order and rounded once.
@@ -193,6 +195,8 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     tiles = _tiles(M, N, K, dot, backend, T)
     if not dot and backend == "ptx" and M == 1 and mma_gemv(T, X, has_z, G):
         tiles, dot = _mma_gemv_tiles(M, N, K, G, T), True
+    if not dot:              # the GEMV's runs of C codes lie inside one group and one slab
+        tiles["C"] = min(tiles["C"], G, tiles["BK"])
     exact = int(dot and not T.is_codebook and exact_in(T, X, has_z))
     if exact and tiles["BK"] > G:
         if G >= 16:          # one group per slab (tl.dot and mma need BK >= 16)
@@ -260,16 +264,18 @@ def _ptx_loads() -> bool:
         return False
 
 
-#: ptx GEMV tiles (BN, BK, warps) by code width, measured on an H100 (M = 1, 28672x8192; scratch sweeps of
-#: BN x BK x warps in {8, 16, 32, 64} x {256 .. 2048} x {2, 4, 8}, 2026-11-22, second session, after the
-#: in-place int decoding and the 32-bit-word layouts of 5/7-bit codes): int2 64 x 512 x 4 58.9 us (32 x 512:
-#: 69.9), int4 32 x 512 x 8 60.4 us (x 4: 67.4), int3 32 x 512 x 4 64.6 us, int5/int6/int7/int8 16 x 512 x 4
-#: (80.4, 89.6, 97.4, 88.4 us; wider slabs were slower for them)
-PTX_GEMV_TILES = {2: (64, 512, 4), 3: (32, 512, 4), 4: (32, 512, 8), 5: (16, 512, 4), 6: (16, 512, 4),
-                  7: (16, 512, 4), 8: (16, 512, 4)}
-#: float and codebook codes of 4 bits or fewer (decoding costs more per byte than ints: fewer rows per block;
-#: float4_e2m1 16 x 512 70.2 us, 8 x 1024 69.0, 32 x 512 70.2)
-PTX_GEMV_TILES_FLOAT = (16, 512, 4)
+#: ptx GEMV tiles (BN, BK, warps, C) by code width, C being qmatmul.vm's run of codes summed into one partial
+#: sum (each thread's run of codes in the default layout, or half of it), measured on an H100 (M = 1,
+#: 28672x8192, 2026-11-22, session 10, scratch sweeps of BN x BK x warps x C with the partial sums kept
+#: through the K loop): int4 16 x 512 x 4, C = 32: 58.8 us (32 x 512 x 4: 65.8, 64 x 512 x 4: 62.9 -- its
+#: scales take a shared-memory conversion); int5 16 x 512 x 4, C = 16: 76.2 (C = 32: 77.8); int6 84.2
+#: (C = 32: 85.4; 32 x 512 x 4: 98.2); int7 90.6 (C = 32: 94.3); int8 93.7; int3 32 x 512 x 4, C = 32: 62.0
+#: (16 x 512: 66.7); int2 64 x 512 x 4, C = 32: 59.8 (the tensor-core GEMV takes M = 1: 43.8)
+PTX_GEMV_TILES = {2: (64, 512, 4, 32), 3: (32, 512, 4, 32), 4: (16, 512, 4, 32), 5: (16, 512, 4, 16),
+                  6: (16, 512, 4, 16), 7: (16, 512, 4, 16), 8: (16, 512, 4, 16)}
+#: float and codebook codes of 4 bits or fewer (float4_e2m1 67.7 us, mxfp4 82.6, nf4 100.8; C = 16: 68.9,
+#: 87.7, 94.4; 32 x 512: 86.9, 110.1, 115.9)
+PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 
 
 #: ptx tensor-core GEMV tiles (BN, BK, W) by code width (BK is also capped by the group size; split-K by
@@ -315,11 +321,11 @@ def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.D
     """The tile sizes: powers of two, at least 16 where tl.dot needs it, no larger than needed."""
     BK = max(_pow2_at_least(K), 16)
     if not dot and backend == "ptx" and T is not None and T.nbits >= 2:
-        bn, bk, w = PTX_GEMV_TILES_FLOAT if T.is_float and T.nbits <= 4 else PTX_GEMV_TILES[T.nbits]
+        bn, bk, w, c = PTX_GEMV_TILES_FLOAT if T.is_float and T.nbits <= 4 else PTX_GEMV_TILES[T.nbits]
         bm, bk = min(_pow2_at_least(M), 8), min(BK, bk)
-        return {"BM": bm, "BN": bn, "BK": bk, "W": w, "KS": _splits(M, N, K, bm, bn, bk)}
+        return {"BM": bm, "BN": bn, "BK": bk, "C": c, "W": w, "KS": _splits(M, N, K, bm, bn, bk)}
     if not dot:
-        return {"BM": min(_pow2_at_least(M), 8), "BN": 16, "BK": min(BK, 256), "W": 4}
+        return {"BM": min(_pow2_at_least(M), 8), "BN": 16, "BK": min(BK, 256), "C": 16, "W": 4}
     if M <= 64:
         return {"BM": max(_pow2_at_least(M), 16), "BN": 64, "BK": min(BK, 128), "W": 4}
     return {"BM": 128, "BN": 128, "BK": min(BK, 64), "W": 8}

@@ -187,6 +187,23 @@ def test_partial_tiles_in_every_dimension(scheme, dt, group, backend, monkeypatc
         assert 70 % c["BN"] and 130 % c["BK"] and (M <= c["BM"] or M % c["BM"]), c
 
 
+@pytest.mark.parametrize("group,K", [(8, 200), (16, 70), (128, 300), (64, 9)])
+def test_gemv_partial_sums_run_inside_groups_and_slabs(group, K, backend, monkeypatch):
+    """The GEMV keeps one partial sum per run of C codes (qmatmul.vm's C): a run never spans two groups or
+    slabs, so C is capped by the group size and BK (here groups of 8 and 16 below the tables' C, and K = 9
+    below it); the sums match the reference whichever C results."""
+    rng = np.random.default_rng(11 + group)
+    qw = make_weight(rng, "int", D.int4, 37, K, group)
+    spy = Spy(monkeypatch)
+    for M in (1, 3):
+        x = make_x(rng, M, K, "np-f16")
+        check(x, qw, QM.qmatmul(x, qw, backend=backend, path="gemv"), f"{qw} M={M} {backend}")
+    for c in spy.calls:
+        if c["DOT"] == 0:
+            assert c["C"] <= min(group, c["BK"]) and c["BK"] % c["C"] == 0 and group % c["C"] == 0, c
+    assert any(c["DOT"] == 0 for c in spy.calls)
+
+
 def test_dispatch_threshold(monkeypatch):
     """GEMV below DOT_MIN_M rows, dot from there on; leading axes of x count as rows."""
     rng = np.random.default_rng(3)
@@ -426,12 +443,12 @@ def test_split_k_only_where_blocks_are_few():
 def test_ptx_gemv_tiles_by_code_width():
     """The ptx GEMV tiles come from the measured table; other backends and the dot path keep theirs."""
     t = QM._tiles(1, 28672, 8192, False, "ptx", D.int4)
-    assert (t["BN"], t["BK"], t["W"]) == QM.PTX_GEMV_TILES[4] == (32, 512, 8)
+    assert (t["BN"], t["BK"], t["W"], t["C"]) == QM.PTX_GEMV_TILES[4] == (16, 512, 4, 32)
     for T in (D.nf4, D.float4_e2m1):
         t = QM._tiles(1, 4096, 4096, False, "ptx", T)
-        assert (t["BN"], t["BK"], t["W"]) == QM.PTX_GEMV_TILES_FLOAT
+        assert (t["BN"], t["BK"], t["W"], t["C"]) == QM.PTX_GEMV_TILES_FLOAT
     t = QM._tiles(1, 4096, 4096, False, "ptx", D.float8_e4m3)
-    assert (t["BN"], t["BK"], t["W"]) == QM.PTX_GEMV_TILES[8]
+    assert (t["BN"], t["BK"], t["W"], t["C"]) == QM.PTX_GEMV_TILES[8]
     assert QM._tiles(1, 70, 130, False, "ptx", D.int3)["BK"] == 256          # no wider than K needs
     assert QM._tiles(1, 4096, 4096, False, "triton", D.int4)["BN"] == 16
     assert QM._tiles(32, 4096, 4096, True, "ptx", D.int4) == QM._tiles(32, 4096, 4096, True, "triton", D.int4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pathlib
+import re
 
 import pytest
 
@@ -93,16 +94,30 @@ def test_w4_gemv_loads_128_bits_given_divisibility():
     toolchain.ptxas_check(ptx16, "sm_90")
 
 
-def test_qmatmul_gemv_has_vector_loads_and_no_barrier():
-    """The stdlib GEMV with the ptx tiles: 128-bit code and x loads, decoding without int->float cvt, the
-    per-slab sum by warp shuffles, x and the scales loaded in their use's layout: no barrier at all."""
+def _loop_bodies(ptx: str) -> list[str]:
+    """The PTX between each loop label and the backward branch to it."""
+    out = []
+    for m in re.finditer(r"bra(?:\.uni)?\s+(\$L__BB\d+_\d+);", ptx):
+        start = ptx.find(m.group(1) + ":")
+        if 0 <= start < m.start():
+            out.append(ptx[start:m.start()])
+    return out
+
+
+@pytest.mark.parametrize("width", [3, 4, 6])
+def test_qmatmul_gemv_has_vector_loads_and_no_barrier(width):
+    """The stdlib GEMV with the ptx tiles: 128-bit code and x loads, decoding without int->float cvt, x and
+    the scales loaded in their use's layout (no barrier at all), and the partial sums kept per thread through
+    the K loop: its body has FMAs and no shuffle; the sum across lanes comes once, after it."""
     from vmlang.stdlib.matmul import PTX_GEMV_TILES
-    bn, bk, w = PTX_GEMV_TILES[4]
-    consts = dict(T=D.int4, S=D.float16, X=D.float16, G=128, DOT=0, BM=1, BN=bn, BK=bk, W=w)
+    bn, bk, w, c = PTX_GEMV_TILES[width]
+    consts = dict(T=D.dtype(f"int{width}"), S=D.float16, X=D.float16, G=128, DOT=0, BM=1, BN=bn, BK=bk, C=c, W=w)
     ptx = _ptx(_specialised(QMATMUL, consts, [("N", 128), ("K", 128)]), "sm_90")
-    assert ptx.count("ld.global.v4.b32") >= 2
-    assert "shfl.sync.bfly" in ptx
+    assert ptx.count("ld.global.v4.b32") >= 2 or width == 3      # int3: runs of 96 bits (3 x b32)
     assert "bar.sync" not in ptx and "cvt.rn.f32.s32" not in ptx
+    loops = _loop_bodies(ptx)
+    assert len(loops) == 1 and "fma.rn.f32" in loops[0] and "shfl.sync" not in loops[0]
+    assert "shfl.sync.bfly" in ptx
     toolchain.ptxas_check(ptx, "sm_90")
 
 
