@@ -50,12 +50,13 @@ class ReducePlan:
 class DotPlan:
     """``mma``: the mma.sync m16n8k16 layouts over ``warps = (wm, wn)``; otherwise an FMA dot.
     ``rows``: the few-row dot on mma (:mod:`.mma_rows`: the transposed product, ``wm`` = 1), whose k
-    order pairs codes ``pair`` apart in one mma register (:func:`.mma_rows.k_order`)."""
+    order feeds the pairs ``pairs`` of offsets of a lane's run to its mma registers in turn
+    (:func:`.mma_rows.run_order`, :func:`.mma_rows.k_order`)."""
     mma: bool
     warps: tuple
     reason: str
     rows: bool = False
-    pair: int = 1
+    pairs: tuple = ()
 
 
 def convert_plan(src, dst) -> ShapePlan:

@@ -547,20 +547,20 @@ class _Infer:
         (m, k), n = ins.a.shape, ins.b.shape[1]
         return MR.rows_layouts(m, n, k, self.k.warps)
 
-    def source_bits(self, v: N.Value) -> int:
-        """The width of the codes ``v`` is decoded from: its first operand followed back through casts,
+    def source_dtype(self, v: N.Value):
+        """The dtype of the codes ``v`` is decoded from: its first operand followed back through casts,
         shape instructions and elementwise ops to a load or a loop-carried value (a slab prefetched in the
-        previous iteration); ``v``'s own width when there is none."""
+        previous iteration); ``v``'s own dtype when there is none."""
         x = v
         for _ in range(16):
             d = self.defs.get(x.id)
             if isinstance(d, N.Load) or (isinstance(d, N.For) and any(c.id == x.id for c in d.carried)):
-                return x.dtype.nbits
+                return x.dtype
             nxt = next((y for _, y in _tile_slots(d)), None) if isinstance(d, ELEMENTWISE + SHAPES) else None
             if nxt is None:
                 break
             x = nxt
-        return v.dtype.nbits
+        return v.dtype
 
     def dot(self, ins: N.Dot):
         (m, k), n = ins.a.shape, ins.b.shape[1]
@@ -573,13 +573,16 @@ class _Infer:
             for slot, x, F, role in (("a", ins.a, rl.a, "B"), ("b", ins.b, rl.b, "A")):
                 self.want(ins, slot, x, F, f"operand {slot} of dot in the mma {role} fragments of the "
                                            f"transposed product, k in runs of {rl.Q} per lane", loose=True)
-            bits = self.source_bits(ins.b)
-            pair = MR.pair_distance(bits, k)
+            src = self.source_dtype(ins.b)
+            pairs = MR.run_order(src, k, 10 if ins.a.dtype == D.float16 else 7)
+            bits, pair = src.nbits, MR.pair_distance(src.nbits, k)
+            how = (f", {bits}-bit codes {pair} apart paired in each mma register" if pair > 1 else
+                   f", {bits}-bit codes paired as windows of their words decode them" if pairs != MR.distance_pairs(k, 1)
+                   else "")
             why = (f"{m} row{'s' if m > 1 else ''}: the transposed product b^T a^T on mma.sync.m16n8k16 "
                    f"({n // 16} tiles of 16 x 16 over {rl.wn} warps, {rl.R} per warp), each lane's k run in "
-                   f"memory order" + (f", {bits}-bit codes {pair} apart paired in each mma register"
-                                      if pair > 1 else ""))
-            self.plans[id(ins)] = DotPlan(True, (1, rl.wn), why, rows=True, pair=pair)
+                   f"memory order" + how)
+            self.plans[id(ins)] = DotPlan(True, (1, rl.wn), why, rows=True, pairs=pairs)
         elif mm is not None:
             self.set(ins.out, mm.c)
             self.want(ins, "acc", ins.acc, mm.c, "the accumulator of dot is in the mma C layout")

@@ -14,7 +14,8 @@ gives the same sum. The layouts here give each lane ``t`` the ``Q = k / 4`` *con
 codes, one 128-bit load per row), and the lowering feeds them to the mma in the order :func:`k_order`
 gives, which both operands share. ``k_order`` pairs the codes that the packed decode produces two at a
 time (``lop3`` into f16x2 lanes: codes 16 bits apart in one 32-bit word, ``pair`` = 16 / bits codes
-apart) into one 32-bit mma register, so a decoded pair feeds the mma as it is.
+apart; odd-width ints from windows of the stream, :mod:`.lanes`) into one 32-bit mma register, so a
+decoded pair feeds the mma as it is.
 
 Slots (every layout lists them in this order, the lowering relies on it):
 
@@ -28,7 +29,7 @@ Slots (every layout lists them in this order, the lowering relies on it):
 >>> L = rows_layouts(1, 64, 128, 4)
 >>> L.wn, L.R, L.Q, L.b.coord(5, 0), L.b.coord(5, 32), L.a.coord(5, 3), L.c.coord(4, 1)
 (4, 1, 32, (32, 1), (32, 9), (0, 35), (0, 9))
->>> k_order(32, 4).tolist()         # int4, k = 32: step 0 feeds offsets 0, 4 | 1, 5 (two pairs)
+>>> k_order(32, distance_pairs(32, 4)).tolist()     # int4, k = 32: step 0 feeds offsets 0, 4 | 1, 5
 [[[0, 4], [1, 5]], [[2, 6], [3, 7]]]
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 
 from vmlang.ir.layout import TVLayout
 
+from .lanes import run_pairs
 from .tvmaps import tv_from_table
 
 ROWS = (1, 2, 4, 8)
@@ -101,17 +103,34 @@ def pair_distance(bits: int, k: int) -> int:
     return 1
 
 
-def k_order(k: int, pair: int) -> np.ndarray:
+def distance_pairs(k: int, pair: int) -> tuple:
+    """The pairs of offsets of a lane's run (``k / 4`` codes) fed to each mma register, in register order,
+    for codes ``pair`` apart: register ``P`` takes the pair ``P % pair`` of word ``P // pair`` (a word holds
+    ``2 * pair`` codes), offsets ``2 * pair * (P // pair) + P % pair`` and ``pair`` more."""
+    return tuple((2 * pair * (P // pair) + P % pair, 2 * pair * (P // pair) + P % pair + pair)
+                 for P in range(k // 8))
+
+
+def run_order(dt, k: int, man: int) -> tuple:
+    """The pairs of offsets of a lane's run of ``k / 4`` codes of dtype ``dt`` fed to each mma register, in
+    register order: the pairs the packed decode makes into lanes with ``man`` mantissa bits (10: float16):
+    codes ``16 / bits`` apart (:func:`pair_distance`), for odd-width ints the windows' pairs of
+    :func:`vmlang.passes.lanes.run_pairs`, else neighbours."""
+    bits = dt.nbits
+    d = pair_distance(bits, k)
+    if d == 1 and dt.is_int and not dt.is_codebook:
+        odd = run_pairs(bits, k // 4, man)
+        if odd:
+            return odd
+    return distance_pairs(k, d)
+
+
+def k_order(k: int, pairs) -> np.ndarray:
     """``off[j, p, q]``: the offset (in ``[0, k / 4)``) of lane ``t``'s run that feeds k step ``j``, mma
-    register ``p`` (elements ``2 p``, ``2 p + 1`` of B; of A: ``4 p + 2 h``, ``+ 1``), half ``q``.
-
-    Register ``P = 2 j + p`` of the run takes the pair ``P % pair`` of word ``P // pair`` (a word holds
-    ``2 * pair`` codes): offsets ``2 * pair * (P // pair) + P % pair`` and ``pair`` more. Post-condition
-    (tests): a permutation of ``range(k / 4)``."""
-    S = k // 16
-    P = 2 * np.arange(S)[:, None] + np.arange(2)[None, :]            # (S, 2)
-    base = 2 * pair * (P // pair) + P % pair
-    return np.stack([base, base + pair], axis=-1)                    # (S, 2, 2)
+    register ``p`` (elements ``2 p``, ``2 p + 1`` of B; of A: ``4 p + 2 h``, ``+ 1``), half ``q``: register
+    ``2 j + p`` takes ``pairs[2 j + p]`` (:func:`run_order`). Post-condition (tests): a permutation of
+    ``range(k / 4)`` when the pairs are."""
+    return np.asarray(pairs, dtype=np.int64).reshape(k // 16, 2, 2)
 
 
-__all__ = ["RowsLayouts", "applies", "rows_layouts", "pair_distance", "k_order", "ROWS"]
+__all__ = ["RowsLayouts", "applies", "rows_layouts", "pair_distance", "distance_pairs", "run_order", "k_order", "ROWS"]

@@ -84,6 +84,30 @@ def _where(ins) -> str:
     return f"{os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
 
 
+def register_bits(index, L: TVLayout, b: int) -> np.ndarray:
+    """``[thread, register bit]``: the bit address of every register bit of an access ``index`` with layout ``L``
+    of ``b``-bit values, in a model where every run-time term is 0 and rows lie far apart: two bits that
+    are neighbours here (one row) are neighbours in memory whatever the run-time terms."""
+    kept = [i for i, it in enumerate(index) if isinstance(it, N.Range)]
+    shape = tuple(index[i].length for i in kept)
+    tbl = L.table()
+    coords = np.unravel_index(tbl, shape, order="F")
+    addr = np.zeros(tbl.shape, dtype=np.int64)
+    last_kept = isinstance(index[-1], N.Range)
+    big = 1 << 12
+    span = (index[-1].length * b if last_kept else b) + 1024
+    stride = -(-span // big) * big
+    for pos in reversed(range(len(kept))):
+        ax = kept[pos]
+        if ax == len(index) - 1:
+            addr += coords[pos] * b
+        else:
+            addr += coords[pos] * stride
+            stride *= index[ax].length + 1
+    T, V = tbl.shape
+    return (addr[:, :, None] + np.arange(b)).reshape(T, V * b)
+
+
 class _Plan:
     def __init__(self, kernel, options):
         self.k = kernel
@@ -167,25 +191,7 @@ class _Plan:
         return f"{self.f.text(it.start)} : +{it.length}"
 
     def _bits(self, index, L: TVLayout, b: int) -> np.ndarray:
-        """Bit address (model: every run-time term 0, rows far apart) of every register bit."""
-        kept = [i for i, it in enumerate(index) if isinstance(it, N.Range)]
-        shape = tuple(index[i].length for i in kept)
-        tbl = L.table()
-        coords = np.unravel_index(tbl, shape, order="F")
-        addr = np.zeros(tbl.shape, dtype=np.int64)
-        last_kept = isinstance(index[-1], N.Range)
-        big = 1 << 12
-        span = (index[-1].length * b if last_kept else b) + 1024
-        stride = -(-span // big) * big
-        for pos in reversed(range(len(kept))):
-            ax = kept[pos]
-            if ax == len(index) - 1:
-                addr += coords[pos] * b
-            else:
-                addr += coords[pos] * stride
-                stride *= index[ax].length + 1
-        T, V = tbl.shape
-        return (addr[:, :, None] + np.arange(b)).reshape(T, V * b)
+        return register_bits(index, L, b)
 
     def _choose(self, B, terms, b, masked, kind, region, L, tile, outside, ins, dims) -> VectorPlan:
         R = B.shape[1]

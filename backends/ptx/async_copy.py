@@ -139,9 +139,9 @@ def issue_copies(lw, i, src, cp: CopyPlan, st: SharedTile, pred=None) -> None:
         c = coords[j * cp.per]
         pos = positions(lw, i.index, c)
         ok = M.in_bounds(lw, src, pos) if cp.masked else ir.Constant(I1, 1)
-        off = b.lshr(M.bit_address(lw, src, pos, cp.dtype.nbits), ir.Constant(I64, 3))
-        off = b.select(ok, off, ir.Constant(I64, 0))          # masked-off chunks read nothing
-        ptr = M.byte_ptr(lw, src.ptr, off)
+        ptr = M.chunk_ptr(lw, src, i.index, c, 0, cp.dtype.nbits)
+        if cp.masked:
+            ptr = b.select(ok, ptr, src.ptr)                  # masked-off chunks read nothing
         size_ = b.select(ok, const_i32(cp.nbytes), const_i32(0))
         _cp_async(lw, go, shared_offset(lw, st, c), ptr, cp.nbytes, size_)
 

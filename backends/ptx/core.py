@@ -87,8 +87,10 @@ def signature(kernel: N.Kernel) -> Signature:
 class Packed:
     """Where the codes of a tile's value slots sit in the 32-bit words a vector load read (:mod:`.vector`):
     ``words`` are i32 values, ``where[v]`` is ``(word index, bit offset)`` of slot ``v``'s ``bits``-bit
-    code (its low bit first), or None for a code that straddles two words. Lets a cast decode two codes
-    per word operation (:mod:`.unpack`)."""
+    code (its low bit first), or None for a code that straddles two words. The slots are the words' bit
+    stream cut in order (:func:`.vector.split_words`): slot ``v`` is stream bits ``[v * bits, (v + 1) * bits)``,
+    word ``j`` stream bits ``[32 j, 32 j + 32)``. Lets a cast decode two codes per word operation
+    (:mod:`.unpack`)."""
     words: tuple
     where: tuple
     bits: int
@@ -186,6 +188,13 @@ class Lowerer:
         from vmlang.passes.program import definitions
         return definitions(self.kernel)
 
+    @functools.cached_property
+    def scalar_facts(self):
+        """What is known of the kernel's scalars (:class:`vmlang.passes.scalars.ScalarFacts`: divisibility,
+        bounds), built once."""
+        from vmlang.passes.scalars import ScalarFacts
+        return ScalarFacts(self.kernel)
+
     def get(self, v: N.Value):
         try:
             return self.env[v.id]
@@ -276,7 +285,9 @@ class Lowerer:
                     idx = b.add(idx, b.mul(c, const_i32(d)))
                 elif s > 1:
                     primary = b.and_(primary, b.icmp_unsigned("==", c, const_i32(0)))
-            valid = b.icmp_unsigned("<", t, const_i32(layout.threads))
+            # every launched thread (warps * 32 of them) holds values: no test
+            valid = (ir.Constant(I1, 1) if layout.threads >= self.kernel.warps * 32
+                     else b.icmp_unsigned("<", t, const_i32(layout.threads)))
         hit = (idx, valid, primary)
         self._thread_parts[key] = hit
         return hit

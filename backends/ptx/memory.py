@@ -18,29 +18,50 @@ from .core import GPTR, I1, I8, I16, I32, I64, const_i32
 _WIDTH_SUFFIX = {8: "u8", 16: "u16", 32: "b32", 64: "b64"}
 
 
+def always(pred) -> bool:
+    """Whether predicate ``pred`` is the constant true (an unmasked access by every thread): the access is
+    then a plain instruction, with no ``setp`` and no zero fill."""
+    return isinstance(pred, ir.Constant) and pred.type in (I1, I32) and pred.constant in (1, True)
+
+
 def _pred32(b, p) -> ir.Value:
     return b.zext(p, I32) if p.type == I1 else p
 
 
-def load_global(lw, ptr, pred, bits: int) -> ir.Value:
-    """``bits``-wide load (8/16/32/64) of ``ptr`` when ``pred``, else 0; an i32 (i64 for 64 bits)."""
+def _at(operand: int, offset: int) -> str:
+    """A PTX address: register operand ``$operand`` plus an immediate byte offset."""
+    return f"[${operand}+{offset}]" if offset else f"[${operand}]"
+
+
+def load_global(lw, ptr, pred, bits: int, offset: int = 0) -> ir.Value:
+    """``bits``-wide load (8/16/32/64) of ``ptr`` (+ ``offset`` bytes, an immediate) when ``pred``, else 0;
+    an i32 (i64 for 64 bits)."""
     b = lw.b
     if bits == 64:
         ty, reg, mov = I64, "l", "mov.b64 $0, 0;"
     else:
         ty, reg, mov = I32, "r", "mov.b32 $0, 0;"
-    asm = (f"{{ .reg .pred p; setp.ne.b32 p, $1, 0; {mov} @p ld.global.{_WIDTH_SUFFIX[bits]} $0, [$2]; }}")
+    if always(pred):
+        asm = f"ld.global.{_WIDTH_SUFFIX[bits]} $0, {_at(1, offset)};"
+        return b.call(ir.InlineAsm(ir.FunctionType(ty, [GPTR]), asm, f"={reg},l", side_effect=True), [ptr])
+    asm = (f"{{ .reg .pred p; setp.ne.b32 p, $1, 0; {mov} @p ld.global.{_WIDTH_SUFFIX[bits]} $0, {_at(2, offset)}; }}")
     fn = ir.InlineAsm(ir.FunctionType(ty, [I32, GPTR]), asm, f"={reg},r,l", side_effect=True)
     return b.call(fn, [_pred32(b, pred), ptr])
 
 
-def load_global_vec(lw, ptr, pred, n: int) -> list:
-    """``n`` (2 or 4) consecutive 32-bit words at ``ptr`` (16-byte aligned for 4) when ``pred``."""
+def load_global_vec(lw, ptr, pred, n: int, offset: int = 0) -> list:
+    """``n`` (2 or 4) consecutive 32-bit words at ``ptr`` + ``offset`` bytes (an immediate; 16-byte aligned
+    for 4) when ``pred``."""
     b = lw.b
     outs = ",".join(f"${k}" for k in range(n))
-    movs = " ".join(f"mov.b32 ${k}, 0;" for k in range(n))
-    asm = (f"{{ .reg .pred p; setp.ne.b32 p, ${n}, 0; {movs} @p ld.global.v{n}.b32 {{{outs}}}, [${n + 1}]; }}")
     st = ir.LiteralStructType([I32] * n)
+    if always(pred):
+        asm = f"ld.global.v{n}.b32 {{{outs}}}, {_at(n, offset)};"
+        r = b.call(ir.InlineAsm(ir.FunctionType(st, [GPTR]), asm, ",".join(["=r"] * n) + ",l", side_effect=True),
+                   [ptr])
+        return [b.extract_value(r, k) for k in range(n)]
+    movs = " ".join(f"mov.b32 ${k}, 0;" for k in range(n))
+    asm = (f"{{ .reg .pred p; setp.ne.b32 p, ${n}, 0; {movs} @p ld.global.v{n}.b32 {{{outs}}}, {_at(n + 1, offset)}; }}")
     fn = ir.InlineAsm(ir.FunctionType(st, [I32, GPTR]), asm, ",".join(["=r"] * n) + ",r,l", side_effect=True)
     r = b.call(fn, [_pred32(b, pred), ptr])
     return [b.extract_value(r, k) for k in range(n)]
@@ -117,6 +138,68 @@ def bit_address(lw, g, pos: list, bits: int) -> ir.Value:
     return b.add(b.mul(row, ir.Constant(I64, 8)), b.mul(last, ir.Constant(I64, bits)))
 
 
+def chunk_ptr(lw, g, index, coords: list, within: int, bits: int) -> ir.Value:
+    """Byte pointer of the chunk that starts ``within`` bits past element ``index + coords`` of global tensor
+    ``g`` (``index``: the access's ``At``/``Range`` items, ``coords``: this thread's i32 coordinates in the
+    tile, one per ``Range``), for an access that starts on a whole byte (a vector plan's chunk, a
+    ``cp.async`` chunk).
+
+    The byte offset is cut into a **block-uniform** part (the slices' starts and ``At`` indices: loop
+    variables, block offsets) and a **per-thread** part (the coordinates and ``within``), and the pointer is
+    ``(base + thread part) + uniform part``: the per-thread part is the same in every iteration of a loop,
+    so LLVM hoists it, and each access of a loop costs one 64-bit add. A bit address over their sum,
+    ``(8 * row + (start + coord) * bits) >> 3``, is recomputed whole every iteration (the sign extension of
+    an i32 sum and the shift do not distribute) -- 5 to 7 instructions per access.
+
+    The last axis of a packed dtype is cut only where the start is known to be whole bytes
+    (``start * bits % 8 == 0`` from :class:`~vmlang.passes.scalars.ScalarFacts`); otherwise its bit offset
+    stays in the uniform part. Positions are added in i64, so ``start + coord`` cannot wrap (an access
+    that could is masked off and reads nothing).
+
+    Worked example: int2 codes ``w[n0 : +128, k0 : +128]`` of rows of 4096 codes (1024 bytes), this
+    thread's chunk at coordinates (5, 32), ``within = 0``: uniform ``n0 * 1024 + k0 * 2 / 8`` (k0 a
+    multiple of 128, so ``k0 * 2`` is whole bytes), per thread ``5 * 1024 + 32 * 2 / 8 = 5128``.
+    """
+    from vmlang.ir import nodes as N
+    b = lw.b
+    uni, thr, k = [], [], 0
+    for item in index:
+        if isinstance(item, N.At):
+            uni.append(b.sext(lw.get(item.index), I64))
+            thr.append(None)
+        else:
+            c = coords[k] if k < len(coords) else const_i32(0)
+            uni.append(b.sext(lw.get(item.start), I64))
+            thr.append(b.sext(c, I64))
+            k += 1
+
+    def rows(parts):
+        off = ir.Constant(I64, 0)
+        for d in range(len(parts) - 1):
+            if parts[d] is not None:
+                off = b.add(off, b.mul(parts[d], b.sext(g.strides[d], I64)))
+        return off
+
+    U, T = rows(uni), rows(thr)
+    u_last, t_last = uni[-1], thr[-1] if thr[-1] is not None else ir.Constant(I64, 0)
+    if bits % 8 == 0:
+        size = ir.Constant(I64, bits // 8)
+        U = b.mul(b.add(U, u_last), size)
+        T = b.add(b.mul(b.add(T, t_last), size), ir.Constant(I64, within // 8))
+    else:
+        item = index[-1]
+        start = item.index if isinstance(item, N.At) else item.start
+        eight = ir.Constant(I64, 8)
+        if lw.scalar_facts.divisor(start) * bits % 8 == 0:
+            U = b.add(U, b.sdiv(b.mul(u_last, ir.Constant(I64, bits)), eight, flags=("exact",)))
+            t_bits = b.add(b.mul(t_last, ir.Constant(I64, bits)), ir.Constant(I64, within))
+            T = b.add(T, b.sdiv(t_bits, eight, flags=("exact",)))
+        else:
+            bit = b.add(b.mul(b.add(u_last, t_last), ir.Constant(I64, bits)), ir.Constant(I64, within))
+            U = b.add(U, b.sdiv(bit, eight, flags=("exact",)))
+    return byte_ptr(lw, byte_ptr(lw, g.ptr, T), U)
+
+
 def in_bounds(lw, g, pos: list) -> ir.Value:
     """``0 <= pos_d < shape_d`` for every axis (signed compares)."""
     b = lw.b
@@ -177,4 +260,4 @@ def store_element(lw, g, pos: list, pred, code: ir.Value, bits: int):
 
 
 __all__ = ["load_global", "load_global_vec", "store_global", "store_global_vec", "atomic_bits", "atomic_add",
-           "byte_ptr", "row_offset", "bit_address", "in_bounds", "load_element", "store_element", "I16"]
+           "byte_ptr", "row_offset", "bit_address", "chunk_ptr", "in_bounds", "load_element", "store_element", "I16"]

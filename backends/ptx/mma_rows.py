@@ -26,7 +26,7 @@ from llvmlite import ir
 from vmlang.ir import dtypes as D
 from vmlang.passes import tvmaps as TM
 from vmlang.passes.conversions import DotPlan
-from vmlang.passes.mma_rows import k_order, rows_layouts
+from vmlang.passes.mma_rows import distance_pairs, k_order, rows_layouts
 
 from .core import I32, Tile
 from .mma import _mma, _pack
@@ -75,11 +75,12 @@ class Step:
     keep: tuple
 
 
-def schedule(m: int, n: int, k: int, warps: int, pair: int) -> tuple[list, int]:
-    """``(steps, chains)``: the mma of a few-row dot in issue order (k step outermost), pure data (the
-    CPU tests emulate it with the PTX ISA's fragments)."""
+def schedule(m: int, n: int, k: int, warps: int, pairs: tuple) -> tuple[list, int]:
+    """``(steps, chains)``: the mma of a few-row dot in issue order (k step outermost), the lane's run fed
+    to the mma registers as ``pairs`` (:func:`~vmlang.passes.mma_rows.run_order`; empty: neighbours); pure
+    data (the CPU tests emulate it with the PTX ISA's fragments)."""
     L = rows_layouts(m, n, k, warps)
-    off = k_order(k, pair)
+    off = k_order(k, pairs or distance_pairs(k, 1))
     S, Q, C = k // 16, L.Q, min(m, 2)
     chains = 2 if S >= 4 else 1
 
@@ -111,19 +112,21 @@ def try_lower(lw, i) -> bool:
         if not (isinstance(t, Tile) and TM.same_layout(t.layout, want)):
             return False
     b, dt = lw.b, i.a.dtype
-    steps, chains = schedule(m, n, k, lw.kernel.warps, plan.pair)
+    steps, chains = schedule(m, n, k, lw.kernel.warps, plan.pairs)
     zero = ir.Constant(acc.slots[0].type, 0.0)
     out = [list(acc.slots)] + [[zero] * len(acc.slots) for _ in range(chains - 1)]
+    # m = 1: column 2 t + 1 computes the same values as column 2 t (every column of B is x's row); its own
+    # result is its next C, so no register is copied between the mma of a chain
+    twins: list[dict] = [{} for _ in out]
     xs: dict = {}
     for st in steps:
         if st.j not in xs:
             xs = {st.j: [pack_slots(b, dt, A, lo, hi) for lo, hi in st.x]}
         ws = [pack_slots(b, dt, B, lo, hi) for lo, hi in st.a]
-        cur = out[st.chain]
-        res = _mma(b, dt, ws, xs[st.j], [cur[s] for s in st.c])
+        cur, twin = out[st.chain], twins[st.chain]
+        res = _mma(b, dt, ws, xs[st.j], [cur[s] if st.keep[e] else twin.get(s, cur[s]) for e, s in enumerate(st.c)])
         for e in range(4):
-            if st.keep[e]:
-                cur[st.c[e]] = res[e]
+            (cur if st.keep[e] else twin)[st.c[e]] = res[e]
     slots = out[0]
     for extra in out[1:]:
         slots = [b.fadd(x, y) for x, y in zip(slots, extra)]

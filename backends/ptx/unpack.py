@@ -242,14 +242,80 @@ def _int_pair(b, dt, L: Lanes, word: _Word, s: int):
     if _byte(n, s) and magic & 0xFF == 0:      # the word's sign bits flipped once, shared by its pairs
         src = word.flipped() if dt.is_signed else word.w
         lanes = prmt(b, src, magic >> 8, (s // 8, 4, s // 8 + 2, 4))
-        o = 0
-    else:                                      # magic | code, the sign flipped by the same xor
-        t = word.lane_shift.get(s, 0)
-        o = s - t
-        k = (magic - (o << L.man)) | ((1 << (o + n - 1)) if dt.is_signed else 0)
-        lanes = lop3(b, word.shifted(t), _c(_two(((1 << n) - 1) << o)), _c(_two(k)), lambda x, m, k: x & m ^ k)
-    off = 2.0 ** (L.man - o) + (2.0 ** (n - 1) if dt.is_signed else 0.0)
-    return b.fsub(b.bitcast(lanes, ir.VectorType(L.ty, 2)), _splat(L, off))
+        return b.fsub(b.bitcast(lanes, ir.VectorType(L.ty, 2)), _splat(L, _int_offset(dt, L, 0)))
+    t = word.lane_shift.get(s, 0)
+    return int_lanes(b, dt, L, word.shifted(t), s - t, s - t)
+
+
+def _int_offset(dt, L: Lanes, o: int) -> float:
+    """What the lane of an int code at lane bit ``o`` holds above the code's value: the magic number
+    ``2**(man - o)``, and ``2**(bits - 1)`` for a signed code (its sign bit flipped)."""
+    return 2.0 ** (L.man - o) + (2.0 ** (dt.nbits - 1) if dt.is_signed else 0.0)
+
+
+def int_lanes(b, dt, L: Lanes, x, o_lo: int, o_hi: int):
+    """The int codes at bit ``o_lo`` and bit ``16 + o_hi`` of the 32-bit value ``x``, decoded where they sit
+    (``o + bits <= man``): one ``lop3`` keeps both codes, flips their sign bits and puts in each lane the
+    magic exponent lowered by the lane's offset (the code's low bit weighs 1), one f16x2/bf16x2 subtract.
+
+        int3 -> f16, codes 3 (0b011) at bit 6 and -2 (0b110) at bit 16 + 2 of x = 0x001800C0:
+        lop3(x & 0x001C01C0 ^ 0x5C104D00) = 0x5C084DC0 (lanes 2**(10-6) * (1 + 0x1C0 / 1024) = 23,
+        2**(10-2) * (1 + 8 / 1024) = 258); less (16 + 4, 256 + 4) -> (3, -2)
+    """
+    n = dt.nbits
+    magic = (L.bias + L.man) << L.man
+
+    def lane(o):
+        return (magic - (o << L.man)) | ((1 << (o + n - 1)) if dt.is_signed else 0)
+
+    mask = (((1 << n) - 1) << o_lo) | ((((1 << n) - 1) << o_hi) << 16)
+    k = lane(o_lo) | lane(o_hi) << 16
+    lanes = lop3(b, x, _c(mask), _c(k), lambda x, m, k: x & m ^ k)
+    offs = ir.Constant(ir.VectorType(L.ty, 2), [_int_offset(dt, L, o_lo), _int_offset(dt, L, o_hi)])
+    return b.fsub(b.bitcast(lanes, ir.VectorType(L.ty, 2)), offs)
+
+
+def _window(b, words: list, at: int):
+    """Bits ``[at, at + 32)`` of the stream of ``words`` (word ``j`` holds bits ``[32 j, 32 j + 32)``; bits
+    outside the words read 0): the word itself, or two neighbours funnel-shifted (one ``shf.r``)."""
+    j, sh = divmod(at, 32)
+    lo = words[j] if 0 <= j < len(words) else None
+    if sh == 0:
+        return lo if lo is not None else _c(0)
+    hi = words[j + 1] if 0 <= j + 1 < len(words) else None
+    if lo is not None and hi is not None:
+        fshr = b.module.globals.get("llvm.fshr.i32") or ir.Function(
+            b.module, ir.FunctionType(I32, [I32, I32, I32]), "llvm.fshr.i32")
+        return b.call(fshr, [hi, lo, _c(sh)])
+    if lo is not None:
+        return b.lshr(lo, _c(sh))
+    return b.shl(hi, _c(32 - sh)) if hi is not None else _c(0)
+
+
+def window_pairs(b, dt, L: Lanes, packed) -> list[tuple[int, int, ir.Value]]:
+    """``(low slot, high slot, f16x2/bf16x2 value)`` for the int codes of odd widths that
+    :func:`vmlang.passes.lanes.block_pairs` pairs: per block of 32 codes starting on a word (``bits``
+    words), each pair from its window of the stream (:func:`_window`, one per distinct window) by
+    :func:`int_lanes` (codes straddling two words too). Blocks need not be complete: a pair is taken where
+    both its codes are in the tile."""
+    from vmlang.passes.lanes import BLOCK, block_pairs
+    n = dt.nbits
+    plan = block_pairs(n, L.man)
+    if not plan:
+        return []
+    at = {v * n: v for v in range(len(packed.where))}       # slot v: stream bits [v * n, (v + 1) * n)
+    span = BLOCK * n
+    windows: dict[int, ir.Value] = {}
+    out = []
+    for base in sorted({p - p % span for p in at}):
+        for lo, hi, t in plan:
+            v, u = at.get(base + lo * n), at.get(base + hi * n)
+            if v is None or u is None:
+                continue
+            if base + t not in windows:
+                windows[base + t] = _window(b, packed.words, base + t)
+            out.append((v, u, int_lanes(b, dt, L, windows[base + t], lo * n - t, hi * n - t - 16)))
+    return out
 
 
 def lane_shifts(offsets, n: int, man: int) -> dict[int, int]:
@@ -392,13 +458,14 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
         return None
     ps = pairs(packed)
     synth, via_f32 = _extras(src, dst)
-    if not (ps or synth or via_f32):
+    ints = C._int_like(src)
+    odd = window_pairs(b, src, L, packed) if ints and 16 % src.nbits else []
+    if not (ps or odd or synth or via_f32):
         return None
     offsets: dict[int, list] = {}
     for v, u in ps:
         j, s = packed.where[v]
         offsets.setdefault(j, []).extend([s, s + 16])
-    ints = C._int_like(src)
     words = {j: _Word(b, packed.words[j], _signs(src, offs),
                       lane_shifts([s for s in offs if s < 16], src.nbits, L.man) if ints else None)
              for j, offs in offsets.items()}
@@ -408,6 +475,9 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
     for v, u in ps:
         j, s = packed.where[v]
         out[v], out[u] = _values(b, L, dst, decode(b, src, L, words[j], s))
+        done |= {v, u}
+    for v, u, lanes in odd:            # odd widths: pairs from windows of the stream (passes/lanes.py)
+        out[v], out[u] = _values(b, L, dst, lanes)
         done |= {v, u}
     rest = [k for k in range(len(slots)) if k not in done]
     if synth:
@@ -423,5 +493,5 @@ def cast_packed(b: ir.IRBuilder, src, dst, packed, slots: list, saturate: bool =
     return out
 
 
-__all__ = ["BF16", "Lanes", "applies", "cast_packed", "in_place", "ints_in_place", "lane_shifts", "lanes_for", "lop3",
-           "pairs", "prmt"]
+__all__ = ["BF16", "Lanes", "applies", "cast_packed", "in_place", "int_lanes", "ints_in_place", "lane_shifts", "lanes_for",
+           "lop3", "pairs", "prmt", "window_pairs"]

@@ -20,6 +20,7 @@ element by element.
 """
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from . import memory as M
@@ -42,22 +43,29 @@ def plan_of(lw, i):
 
 
 def _chunks(lw, i, g, lay, shape, plan, bits: int):
-    """Per chunk ``k``: (byte pointer, predicate) -- the address of register bit ``k * w``."""
+    """Per chunk ``k``: (byte pointer, predicate, immediate byte offset) -- the address of register bit
+    ``k * w`` is the pointer plus the offset. A chunk that follows the one before it in memory for every
+    thread (the layout's bit table, run-time terms aside: :func:`vmlang.passes.vectorize.register_bits`)
+    takes that one's pointer and ``w / 8`` bytes more as an immediate (``ld.global [p+16]``), where its own
+    address would cost a 64-bit add."""
+    from vmlang.passes.vectorize import register_bits
     from .rules_memory import positions
     b = lw.b
     w = plan.bits_per_access
     _, valid, _ = lw.thread_part(lay)
+    B = register_bits(i.index, lay, bits)
     out = []
     for k in range(plan.accesses_per_thread):
         r0 = k * w
         slot, within = divmod(r0, bits)
-        pos = positions(lw, i.index, lw.slot_coords(lay, shape, slot))
-        bit = M.bit_address(lw, g, pos, bits)
-        if within:
-            bit = b.add(bit, ir.Constant(I64, within))
-        ptr = M.byte_ptr(lw, g.ptr, b.lshr(bit, ir.Constant(I64, 3)))
+        coords = lw.slot_coords(lay, shape, slot)
+        pos = positions(lw, i.index, coords)
+        if k and np.array_equal(B[:, r0], B[:, r0 - w] + w):
+            ptr, imm = out[-1][0], out[-1][2] + w // 8
+        else:
+            ptr, imm = M.chunk_ptr(lw, g, i.index, coords, within, bits), 0
         ok = b.and_(valid, M.in_bounds(lw, g, pos)) if plan.masked else valid
-        out.append((ptr, ok))
+        out.append((ptr, ok, imm))
     return out
 
 
@@ -71,13 +79,13 @@ def vector_load(lw, i, src, lay):
         return None
     w = plan.bits_per_access
     words, preds = [], []
-    for ptr, ok in _chunks(lw, i, src, lay, i.out.shape, plan, bits):
+    for ptr, ok, imm in _chunks(lw, i, src, lay, i.out.shape, plan, bits):
         if w == 128:
-            ws = M.load_global_vec(lw, ptr, ok, 4)
+            ws = M.load_global_vec(lw, ptr, ok, 4, imm)
         elif w == 64:
-            ws = M.load_global_vec(lw, ptr, ok, 2)
+            ws = M.load_global_vec(lw, ptr, ok, 2, imm)
         else:
-            ws = [M.load_global(lw, ptr, ok, w)]
+            ws = [M.load_global(lw, ptr, ok, w, imm)]
         words += ws
         preds.append(ok)
     unit = 16 if w == 16 else 32
@@ -152,8 +160,9 @@ def vector_store(lw, i, dst, tile) -> bool:
     unit = 16 if w == 16 else 32
     words = pack_words(b, dt, tile.slots, unit)
     per = w // unit
-    for k, (ptr, ok) in enumerate(_chunks(lw, i, dst, lay, i.value.shape, plan, bits)):
+    for k, (ptr, ok, imm) in enumerate(_chunks(lw, i, dst, lay, i.value.shape, plan, bits)):
         ok = b.and_(ok, writer)
+        ptr = M.byte_ptr(lw, ptr, ir.Constant(I64, imm)) if imm else ptr
         chunk = words[k * per:(k + 1) * per]
         if w in (128, 64):
             M.store_global_vec(lw, ptr, ok, chunk)

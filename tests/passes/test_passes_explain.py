@@ -34,7 +34,7 @@ def test_explain_with_sizes_specialises_like_a_call(capsys):
     assert out.splitlines()[0] == "kernel gemv_w4a16: 4 warps (128 threads), BN = 64, G = 128"
     assert "load w[k0 : +128, block.x * 64 : +64]: ld.global.v4.b32 x 2 per thread (32 int4 each)" in out
     assert "load x[block.y, k0 : +128]: ld.global.v4.b32 x 1 per thread (8 float16 each)" in out
-    assert out.rstrip().endswith("specialised on: M % 16 != 0, K % 128 == 0, N % 128 == 0")
+    assert out.rstrip().endswith("specialised on: M % 16 != 0, K % 1024 == 0, N % 1024 == 0")
     # sizes divisible by 16 but not 128: int4 rows are only known to be 64-bit multiples
     assert main(["explain", GEMV, "-D", "N=4112", "-D", "K=4112", "-D", "M=3", "-D", "BN=64"]) == 0
     out = capsys.readouterr().out

@@ -36,18 +36,21 @@ def test_one_compile_per_specialisation():
     run_add(k, 64)                   # divisible by 16: a new class
     run_add(k, 80)
     assert len(k.events) == 2
-    run_add(k, 4096)                 # divisible by 128: the third class
+    run_add(k, 384)                  # divisible by 128: the third class
     run_add(k, 256)
     assert len(k.events) == 3
-    run_add(k, 100, BLOCK=64)        # another constant
+    run_add(k, 4096)                 # divisible by 1024 (a K loop of slabs up to 1024 needs no masks): the fourth
+    run_add(k, 8192)
     assert len(k.events) == 4
+    run_add(k, 100, BLOCK=64)        # another constant
+    assert len(k.events) == 5
     reasons = [e.reason for e in k.events]
     assert reasons == ["first call", "N % 16 == 0: False -> True", "N % 128 == 0: False -> True",
-                       "BLOCK: 256 -> 64; N % 128 == 0: True -> False"]
+                       "N % 1024 == 0: False -> True", "BLOCK: 256 -> 64; N % 1024 == 0: True -> False"]
     text = k.explain_cache()
-    assert "4 compilation(s), 4 in-memory hit(s)" in text
+    assert "5 compilation(s), 5 in-memory hit(s)" in text
     assert "because N % 16 == 0: False -> True" in text and "constants BLOCK=64" in text
-    assert "divisibility N % 128" in text and "divisibility N not % 16" in text
+    assert "divisibility N % 128" in text and "divisibility N % 1024" in text and "divisibility N not % 16" in text
 
 
 def test_divisibility_becomes_an_assumption():

@@ -8,8 +8,8 @@ Launch form (one, for both front ends)::
     kernel(x, w, s, y, backend="numpy") # pick a backend (default: CompileOptions.from_env())
 
 **Specialisation.** A call compiles the kernel once per (backend, compile-time values — dtype parameters
-included —, which sizes are divisible by 16 or 128, device); other sizes of the same class reuse it. Sizes
-that divide by 16 become ``assume(n % 16 == 0)`` facts (``% 128`` for those dividing by 128) at the top of
+included —, which sizes are divisible by 16, 128 or 1024, device); other sizes of the same class reuse it. Sizes
+that divide by 16 become ``assume(n % 16 == 0)`` facts (``% 128``, ``% 1024`` for those dividing by more) at the top of
 the kernel, so later passes may drop masks and widen accesses. ``kernel.explain_cache()`` lists every compilation and why it happened.
 
 **Caches.** Compiled kernels are kept in memory per kernel object, and on disk (:mod:`.cache`) under a key
@@ -179,9 +179,10 @@ class Kernel:
 
     @staticmethod
     def divisibility(kernel: N.Kernel, binding: Binding) -> dict[str, int]:
-        """For each size symbol and integer scalar parameter: the largest of ``DIVISORS`` (128, 16)
+        """For each size symbol and integer scalar parameter: the largest of ``DIVISORS`` (1024, 128, 16)
         dividing its value, else 1. 16 lets 16-bit-and-wider rows load 128 bits; 128 does the same for
-        the packed sub-byte rows (128 int3 codes are 48 bytes)."""
+        the packed sub-byte rows (128 int3 codes are 48 bytes); 1024 proves slabs of up to 1024 inside
+        (unmasked loads in a K loop)."""
         names = [s for s, _, _ in kernel.symbols]
         names += [p.name for p in kernel.params if not isinstance(p.type, GlobalType) and p.dtype.is_int
                   and p.dtype != D.uint1]
@@ -303,8 +304,10 @@ def _version() -> str:
     return __version__
 
 
-#: the divisors the runtime specialises sizes on, largest first
-DIVISORS = (128, 16)
+#: the divisors the runtime specialises sizes on, largest first: 16 and 128 for 128-bit loads of 16-bit and of
+#: packed sub-byte rows, 1024 so that a loop over slabs of up to 1024 elements (the stdlib GEMV's 512)
+#: needs no masks where K divides by 1024 (LLM weights: 4096, 8192, 14336, 28672)
+DIVISORS = (1024, 128, 16)
 
 
 def assumed_facts(div: dict) -> tuple:

@@ -18,7 +18,7 @@ import pytest
 import vmlang as vm
 from vmlang.ir import dtypes as D
 from vmlang.passes import DotPlan, pipeline
-from vmlang.passes.mma_rows import ROWS, k_order, pair_distance, rows_layouts
+from vmlang.passes.mma_rows import ROWS, distance_pairs, k_order, pair_distance, rows_layouts, run_order
 from ptx_support import ROOT, launch, needs_ptxas, toolchain
 
 rows = importlib.import_module("vmlang.backends.ptx.mma_rows")
@@ -40,13 +40,37 @@ def _isa(role, lane, e):
 @pytest.mark.parametrize("k", [16, 32, 48, 64, 128, 256, 512])
 @pytest.mark.parametrize("pair", [1, 2, 4, 8, 16])
 def test_k_order_is_a_permutation(k, pair):
-    off = k_order(k, pair) if (k // 8) % pair == 0 or pair == 1 else None
+    off = k_order(k, distance_pairs(k, pair)) if (k // 8) % pair == 0 or pair == 1 else None
     if off is None:
         assert pair_distance(16 // pair, k) == 1          # the pass falls back to neighbours
         return
     assert off.shape == (k // 16, 2, 2)
     assert sorted(off.ravel().tolist()) == list(range(k // 4))
     assert np.all(off[:, :, 1] - off[:, :, 0] == pair)
+
+
+@pytest.mark.parametrize("k", [16, 64, 128, 256, 512])
+@pytest.mark.parametrize("T", ["int3", "uint3", "int5", "int6", "int7", "int4", "int2", "int8", "float6_e3m2"])
+@pytest.mark.parametrize("man", [10, 7])
+def test_run_order_pairs_what_the_decode_pairs(k, T, man):
+    """run_order is a permutation of the run; odd-width ints in runs of whole blocks take
+    passes.lanes.run_pairs (the windows' pairs first, each inside one window's two lanes), other widths
+    their codes 16 / bits apart, everything else neighbours."""
+    from vmlang.passes import lanes
+    dt = D.dtype(T)
+    pairs = run_order(dt, k, man)
+    assert sorted(o for p in pairs for o in p) == list(range(k // 4))
+    assert k_order(k, pairs).shape == (k // 16, 2, 2)
+    bits = dt.nbits
+    if 16 % bits == 0:
+        assert pairs == distance_pairs(k, pair_distance(bits, k))
+    elif dt.is_int and (k // 4) % lanes.BLOCK == 0 and lanes.block_pairs(bits, man):
+        windowed = len(lanes.block_pairs(bits, man))
+        for blk in range(k // 4 // lanes.BLOCK):
+            for lo, hi in pairs[blk * lanes.BLOCK // 2:][:windowed]:
+                assert lanes.window(lo * bits, hi * bits, bits, man) is not None
+    else:
+        assert pairs == distance_pairs(k, 1)
 
 
 def test_pair_distance():
@@ -66,10 +90,10 @@ def test_layouts_cover_their_tiles(m, n, k, warps):
     assert rows_layouts(m, n + 8, k, warps) is None and rows_layouts(m, n, k + 8, warps) is None
 
 
-def emulate(m, n, k, warps, pair, a, b, acc):
+def emulate(m, n, k, warps, pairs, a, b, acc):
     """Run the schedule on the lanes' slots with the ISA's fragments; returns out per (thread, slot)."""
     L = rows_layouts(m, n, k, warps)
-    steps, chains = rows.schedule(m, n, k, warps, pair)
+    steps, chains = rows.schedule(m, n, k, warps, pairs)
     ta, tb, tc = L.a.table(), L.b.table(), L.c.table()
     av = a.ravel(order="F")[ta]                      # (threads, slots): colex tile index
     bv = b.ravel(order="F")[tb]
@@ -105,18 +129,19 @@ def emulate(m, n, k, warps, pair, a, b, acc):
 
 @pytest.mark.parametrize("m", ROWS)
 @pytest.mark.parametrize("n,k,warps", SHAPES)
-@pytest.mark.parametrize("bits", [16, 8, 4, 2])
-def test_schedule_computes_the_dot(m, n, k, warps, bits):
-    rng = np.random.default_rng(m * 1000 + n + k + bits)
+@pytest.mark.parametrize("T", ["float16", "int8", "int4", "int2", "int3", "int6"])
+def test_schedule_computes_the_dot(m, n, k, warps, T):
+    dt = D.dtype(T)
+    rng = np.random.default_rng(m * 1000 + n + k + dt.nbits)
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     acc = rng.standard_normal((m, n))
-    got, tc = emulate(m, n, k, warps, pair_distance(bits, k), a, b, acc)
+    got, tc = emulate(m, n, k, warps, run_order(dt, k, 10), a, b, acc)
     want = (a @ b + acc).ravel(order="F")[tc]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_schedule_shares_x_and_pairs_codes():
-    steps, chains = rows.schedule(1, 64, 128, 4, 4)
+    steps, chains = rows.schedule(1, 64, 128, 4, distance_pairs(128, 4))
     assert chains == 2 and len(steps) == 8
     assert steps[0].a == ((0, 4), (32, 36), (1, 5), (33, 37)) and steps[0].x == ((0, 4), (1, 5))
     assert steps[0].keep == (True, False, True, False) and steps[0].c == (0, 0, 1, 1)

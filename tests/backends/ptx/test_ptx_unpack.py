@@ -253,7 +253,9 @@ PER_CODE = [("int4", "float16", 1.125), ("uint4", "float16", 1.125),
             ("int4", "bfloat16", 2.375), ("int2", "float16", 1.0625), ("int8", "float16", 1.25),
             ("uint8", "float32", 2.0), ("float4_e2m1", "float16", 2.375), ("float8_e4m3", "float16", 3.25),
             ("float8_e5m2", "float16", 0.5), ("float4_e2m1", "float32", 3.375), ("float8_e4m3", "float32", 4.25),
-            ("int3", "float16", 3.1), ("float6_e3m2", "float16", 4.6), ("int6", "bfloat16", 3.2),
+            ("int3", "float16", 1.125), ("uint3", "float16", 1.125), ("int5", "float16", 1.35),
+            ("int6", "float16", 1.32), ("int7", "float16", 1.47),
+            ("float6_e3m2", "float16", 4.6), ("int6", "bfloat16", 3.2),
             ("int4", "float32", 2.2), ("uint2", "float32", 2.2), ("int3", "float32", 3.0)]
 
 
