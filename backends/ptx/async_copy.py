@@ -34,7 +34,7 @@ from llvmlite import ir
 from vmlang.ir.layout import TVLayout
 
 from . import memory as M
-from .core import GPTR, I1, I32, I64, SharedTile, const_i32
+from .core import GPTR, I1, I32, SharedTile, const_i32
 
 
 def chunk_ok(copy_layout: TVLayout, shape, mem_layout, ebytes: int, per: int, nbytes: int) -> bool:

@@ -127,17 +127,6 @@ def row_offset(lw, g, pos: list) -> ir.Value:
     return off
 
 
-def bit_address(lw, g, pos: list, bits: int) -> ir.Value:
-    """Bit address (i64) of element ``pos`` of global tensor ``g`` from its base: ``8 * row + last * bits``
-    for packed dtypes (row offsets in bytes), ``(row + last) * bits`` otherwise (row offsets in elements)."""
-    b = lw.b
-    row = row_offset(lw, g, pos)
-    last = b.sext(pos[-1], I64)
-    if bits % 8 == 0:
-        return b.mul(b.add(row, last), ir.Constant(I64, bits))
-    return b.add(b.mul(row, ir.Constant(I64, 8)), b.mul(last, ir.Constant(I64, bits)))
-
-
 def chunk_ptr(lw, g, index, coords: list, within: int, bits: int) -> ir.Value:
     """Byte pointer of the chunk that starts ``within`` bits past element ``index + coords`` of global tensor
     ``g`` (``index``: the access's ``At``/``Range`` items, ``coords``: this thread's i32 coordinates in the
@@ -260,4 +249,4 @@ def store_element(lw, g, pos: list, pred, code: ir.Value, bits: int):
 
 
 __all__ = ["load_global", "load_global_vec", "store_global", "store_global_vec", "atomic_bits", "atomic_add",
-           "byte_ptr", "row_offset", "bit_address", "chunk_ptr", "in_bounds", "load_element", "store_element", "I16"]
+           "byte_ptr", "row_offset", "chunk_ptr", "in_bounds", "load_element", "store_element", "I16"]
