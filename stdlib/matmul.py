@@ -270,7 +270,9 @@ def _ptx_loads() -> bool:
 #: through the K loop): int4 16 x 512 x 4, C = 32: 58.8 us (32 x 512 x 4: 65.8, 64 x 512 x 4: 62.9 -- its
 #: scales take a shared-memory conversion); int5 16 x 512 x 4, C = 16: 76.2 (C = 32: 77.8); int6 84.2
 #: (C = 32: 85.4; 32 x 512 x 4: 98.2); int7 90.6 (C = 32: 94.3); int8 93.7; int3 32 x 512 x 4, C = 32: 62.0
-#: (16 x 512: 66.7); int2 64 x 512 x 4, C = 32: 59.8 (the tensor-core GEMV takes M = 1: 43.8)
+#: (16 x 512: 66.7); int2 64 x 512 x 4, C = 32: 59.8 (the tensor-core GEMV takes M = 1: 43.8). The same tiles
+#: after session 11's addressing (H100, 2026-12-06): int3 48.3, int4 49.9, int5 64.8, int6 69.1, int7 76.0,
+#: int8 87.5 us
 PTX_GEMV_TILES = {2: (64, 512, 4, 32), 3: (32, 512, 4, 32), 4: (16, 512, 4, 32), 5: (16, 512, 4, 16),
                   6: (16, 512, 4, 16), 7: (16, 512, 4, 16), 8: (16, 512, 4, 16)}
 #: float and codebook codes of 4 bits or fewer (float4_e2m1 67.7 us, mxfp4 82.6, nf4 100.8; C = 16: 68.9,
@@ -282,7 +284,11 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 #: PTX_GEMV_MIN_BLOCKS), for the widths where it beats the FMA GEMV. Measured on an H100 (M = 1, 28672x8192,
 #: 2026-11-22, session 9, after the pairs decoded in place and split-K): int2 128 x 128 x 2 warps in 4
 #: splits 44.5 us (64 x 128 x 1..2 warps, 32 x 128 x 1: 44.9-45.3) vs 58.9 FMA; int4 65.7-67 vs 59.9 FMA,
-#: int3 82 vs 64.5, int5 101 vs 79.6, int6 93 vs 90.4, int8 99.6 vs 88.5, float4_e2m1 73.6 vs 68.8 (FMA kept)
+#: int3 82 vs 64.5, int5 101 vs 79.6, int6 93 vs 90.4, int8 99.6 vs 88.5, float4_e2m1 73.6 vs 68.8 (FMA kept).
+#: Re-measured on an H200 (2026-12-06, session 11, after the loop-invariant addressing and the odd widths'
+#: window pairs; bench/RESULTS.md): int2 128 x 128 x 2 36.0 us (64 x 128 x 2: 43.7, 16 x 128 x 1: 52.3);
+#: int3 47.1 vs 47.2 FMA (a tie: FMA kept); int4 62.8 vs 46.2, int5 63.9 vs 58.8, int6 74.9 vs 59.5, int7
+#: 91.5 vs 62.8, int8 76.0 vs 70.8 (FMA kept)
 PTX_MMA_GEMV_TILES: dict = {2: (128, 128, 2)}
 
 

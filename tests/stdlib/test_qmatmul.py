@@ -378,9 +378,11 @@ def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
     M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the reference."""
     if backend != "ptx":
         pytest.skip("the tensor-core GEMV is the ptx backend's")
-    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2)})
+    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2), 3: (32, 128, 1), 5: (64, 128, 2),
+                                                   7: (16, 128, 1)})
     rng = np.random.default_rng(77)
-    for dt, N, K in ((D.int2, 100, 384), (D.int4, 17, 256)):
+    # odd widths: codes paired from windows of their words (passes/lanes.py), straddling codes included
+    for dt, N, K in ((D.int2, 100, 384), (D.int4, 17, 256), (D.int3, 40, 384), (D.int5, 17, 256), (D.int7, 3, 128)):
         qw = make_weight(rng, "int", dt, N, K, 128)
         x = make_x(rng, 1, K, "torch-f16")
         spy = Spy(monkeypatch)

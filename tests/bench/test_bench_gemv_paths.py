@@ -1,0 +1,24 @@
+"""bench/gemv_paths.py runs end to end (``--smoke``: a tiny shape on this machine's default backend, where every
+path is the same kernel) and prints one row per (format, path) with a small error against the float64
+reference, leaving the stdlib's tensor-core table as it found it. Timings come from the GPU runs in
+bench/RESULTS.md."""
+import pathlib
+import runpy
+
+import pytest
+
+pytest.importorskip("torch")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_smoke_run_prints_a_row_per_format_and_path(capsys):
+    from vmlang.stdlib import matmul as MM
+    before = dict(MM.PTX_MMA_GEMV_TILES)
+    bench = runpy.run_path(str(ROOT / "bench" / "gemv_paths.py"))
+    assert bench["main"](["--smoke", "--formats", "int3,int5", "--paths", "default,fma,mma:32:128:1"]) == 0
+    rows = [ln.split("|") for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 24x256")]
+    assert [(r[2].strip(), r[3].strip()) for r in rows] == [
+        (f, p) for f in ("int3", "int5") for p in ("default", "fma", "mma:32:128:1")]
+    for r in rows:
+        assert 0 < float(r[6]) < 2e-3, r
+    assert MM.PTX_MMA_GEMV_TILES == before
