@@ -112,13 +112,10 @@ def run_pairs(bits: int, n: int, man: int) -> tuple[tuple[int, int], ...] | None
     pairs = block_pairs(bits, man)
     if not pairs or n % BLOCK:
         return None
-    out = []
-    for blk in range(0, n, BLOCK):
-        paired = {i for a, c, _ in pairs for i in (a, c)}
-        rest = [i for i in range(BLOCK) if i not in paired]
-        out += [(blk + a, blk + c) for a, c, _ in pairs]
-        out += [(blk + a, blk + c) for a, c in zip(rest[0::2], rest[1::2])]
-    return tuple(out)
+    paired = {i for a, c, _ in pairs for i in (a, c)}
+    rest = [i for i in range(BLOCK) if i not in paired]
+    block = [(a, c) for a, c, _ in pairs] + list(zip(rest[0::2], rest[1::2]))
+    return tuple((blk + a, blk + c) for blk in range(0, n, BLOCK) for a, c in block)
 
 
 __all__ = ["BLOCK", "room", "window", "block_pairs", "run_pairs"]

@@ -574,7 +574,7 @@ class _Infer:
                 self.want(ins, slot, x, F, f"operand {slot} of dot in the mma {role} fragments of the "
                                            f"transposed product, k in runs of {rl.Q} per lane", loose=True)
             src = self.source_dtype(ins.b)
-            pairs = MR.run_order(src, k, 10 if ins.a.dtype == D.float16 else 7)
+            pairs = MR.run_order(src, k, ins.a.dtype.man)       # decoded into lanes of a's format
             bits, pair = src.nbits, MR.pair_distance(src.nbits, k)
             how = (f", {bits}-bit codes {pair} apart paired in each mma register" if pair > 1 else
                    f", {bits}-bit codes paired as windows of their words decode them" if pairs != MR.distance_pairs(k, 1)

@@ -166,7 +166,7 @@ class _Plan:
                               + self._mask_text(masked, outside, ins, dims))
         L = tile.type.layout if isinstance(tile.type.layout, TVLayout) else \
             default_layout(tile.shape, b, self.threads)
-        B = self._bits(ins.index, L, b)
+        B = register_bits(ins.index, L, b)
         return self._choose(B, terms, b, masked, kind, region, L, tile, outside, ins, dims)
 
     def _pitch_term(self, g, ax, align):
@@ -189,9 +189,6 @@ class _Plan:
         if isinstance(it, N.At):
             return self.f.text(it.index)
         return f"{self.f.text(it.start)} : +{it.length}"
-
-    def _bits(self, index, L: TVLayout, b: int) -> np.ndarray:
-        return register_bits(index, L, b)
 
     def _choose(self, B, terms, b, masked, kind, region, L, tile, outside, ins, dims) -> VectorPlan:
         R = B.shape[1]

@@ -137,8 +137,7 @@ def issue_copies(lw, i, src, cp: CopyPlan, st: SharedTile, pred=None) -> None:
     coords = lw.coords(cp.lay, cp.shape)
     for j in range(cp.lay.values // cp.per):
         c = coords[j * cp.per]
-        pos = positions(lw, i.index, c)
-        ok = M.in_bounds(lw, src, pos) if cp.masked else ir.Constant(I1, 1)
+        ok = M.in_bounds(lw, src, positions(lw, i.index, c)) if cp.masked else ir.Constant(I1, 1)
         ptr = M.chunk_ptr(lw, src, i.index, c, 0, cp.dtype.nbits)
         if cp.masked:
             ptr = b.select(ok, ptr, src.ptr)                  # masked-off chunks read nothing

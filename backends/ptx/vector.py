@@ -59,12 +59,11 @@ def _chunks(lw, i, g, lay, shape, plan, bits: int):
         r0 = k * w
         slot, within = divmod(r0, bits)
         coords = lw.slot_coords(lay, shape, slot)
-        pos = positions(lw, i.index, coords)
         if k and np.array_equal(B[:, r0], B[:, r0 - w] + w):
             ptr, imm = out[-1][0], out[-1][2] + w // 8
         else:
             ptr, imm = M.chunk_ptr(lw, g, i.index, coords, within, bits), 0
-        ok = b.and_(valid, M.in_bounds(lw, g, pos)) if plan.masked else valid
+        ok = b.and_(valid, M.in_bounds(lw, g, positions(lw, i.index, coords))) if plan.masked else valid
         out.append((ptr, ok, imm))
     return out
 
