@@ -6,9 +6,15 @@ converted once before the loop), with a note saying where and why.
 >>> import vmlang as vm
 >>> from vmlang.passes import pipeline
 >>> from vmlang.ir import nodes as N
->>> p = pipeline(vm.compile_file("examples/gemv_w4a16.vm"))
->>> [(c.x.name, p.facts[c].free) for c in N.walk(p.kernel.body) if isinstance(c, N.ConvertLayout)]
-[('acc', False)]
+>>> src = '''kernel scaled(x: f32[128] global, w: f16[16, 128] global, y: f32[16] global) grid(1) warps(4) {
+...     xs = load(x[0 : +128]) * 2.0;      // computed: not a load, so converted for the broadcast
+...     store(y[0 : +16], sum(cast(load(w[0 : +16, 0 : +128]), f32) * xs[None, :], axis=1));
+... }'''
+>>> p = pipeline(vm.compile_source(src, "scaled.vm"))
+>>> [p.facts[c].free for c in N.walk(p.kernel.body) if isinstance(c, N.ConvertLayout)]
+[False]
+>>> print(next(n.text for n in p.report if n.text.startswith("convert"))[:79])
+convert v%14 to v%18 for x of broadcast at scaled.vm:3:27: so that broadcast at
 >>> from vmlang.passes import default_layout
 >>> a, b = default_layout((128,), 16, 128), default_layout((128,), 32, 128)   # 16 x 8 vs 32 x 4 per thread
 >>> convert_plan(a, a).reason, convert_plan(a, b).reason

@@ -39,7 +39,7 @@ def test_program_is_frozen_and_facts_read_only():
         p.facts._d = {}
     from vmlang.passes import ReducePlan, ShapePlan, VectorPlan
     assert isinstance(p.facts, Facts) and len(p.facts.of_type(VectorPlan)) == 4
-    assert len(p.facts.of_type(ReducePlan)) == 1 and len(p.facts.of_type(ShapePlan)) == 3   # +1 convert
+    assert len(p.facts.of_type(ReducePlan)) == 1 and len(p.facts.of_type(ShapePlan)) == 2   # no convert
     assert all(isinstance(n, Note) for n in p.report)
     assert [n.pass_name for n in p.report] == sorted((n.pass_name for n in p.report),
                                                      key=["placement", "layout", "vectorize"].index)

@@ -47,7 +47,8 @@ def test_gemv_w4a16_int4_codes_get_128_bit_loads_given_divisibility():
     # the whole tile inside the shapes: no mask at all
     p = gemv("N % 128 == 0", "K % 128 == 0")
     assert all(not pl.masked for pl in plans(p).values())
-    assert (plans(p)["w"].bits_per_access, plans(p)["x"].bits_per_access) == (128, 128)
+    # x loads in its broadcast's layout (two f16 per thread, no shared-memory conversion)
+    assert (plans(p)["w"].bits_per_access, plans(p)["x"].bits_per_access) == (128, 16)
     assert plans(p)["store y"].bits_per_access == 128 and "one of them writes it" in plans(p)["store y"].reason
 
 
@@ -55,7 +56,7 @@ def test_gemv_w4a16_without_facts_reads_bytes():
     pl = plans(gemv())
     assert (pl["w"].bits_per_access, pl["w"].accesses_per_thread) == (8, 64)
     assert "assume(N % 32 == 0) would allow 128 bits" in pl["w"].reason
-    assert (pl["x"].bits_per_access, pl["x"].accesses_per_thread) == (16, 8)
+    assert (pl["x"].bits_per_access, pl["x"].accesses_per_thread) == (16, 4)
     assert pl["w"].masked and pl["x"].masked
 
 
@@ -65,7 +66,7 @@ def test_runtime_specialisation_gives_64_bit_int4_loads():
     pl = plans(pipeline(ir))
     assert (pl["w"].bits_per_access, pl["w"].accesses_per_thread) == (64, 8)
     assert "only known to be a multiple of 64 bits (N % 16 == 0 assumed)" in pl["w"].reason
-    assert pl["x"].bits_per_access == 128 and pl["s"].bits_per_access == 128
+    assert pl["x"].bits_per_access == 16 and pl["s"].bits_per_access == 128
 
 
 def test_int3_vectorizes_over_whole_granules():

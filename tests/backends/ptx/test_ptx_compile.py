@@ -107,16 +107,18 @@ def _loop_bodies(ptx: str) -> list[str]:
 @pytest.mark.parametrize("width", [3, 4, 6])
 def test_qmatmul_gemv_has_vector_loads_and_no_barrier(width):
     """The stdlib GEMV with the ptx tiles: 128-bit code and x loads, decoding without int->float cvt, x and
-    the scales loaded in their use's layout (no barrier at all), and the partial sums kept per thread through
-    the K loop: its body has FMAs and no shuffle; the sum across lanes comes once, after it."""
+    the scales loaded in their use's layout (no barrier in the K loop; the sum across warps after it may take
+    one), and the partial sums kept per thread through the K loop: its body has FMAs and no shuffle; the sum
+    across lanes comes once, after it."""
     from vmlang.stdlib.matmul import PTX_GEMV_TILES
     bn, bk, w, c = PTX_GEMV_TILES[width]
     consts = dict(T=D.dtype(f"int{width}"), S=D.float16, X=D.float16, G=128, DOT=0, BM=1, BN=bn, BK=bk, C=c, W=w)
     ptx = _ptx(_specialised(QMATMUL, consts, [("N", 128), ("K", 128)]), "sm_90")
     assert ptx.count("ld.global.v4.b32") >= 2 or width == 3      # int3: runs of 96 bits (3 x b32)
-    assert "bar.sync" not in ptx and "cvt.rn.f32.s32" not in ptx
+    assert "cvt.rn.f32.s32" not in ptx
     loops = _loop_bodies(ptx)
     assert len(loops) == 1 and "fma.rn.f32" in loops[0] and "shfl.sync" not in loops[0]
+    assert "bar.sync" not in loops[0] and ptx.count("bar.sync") <= 2
     assert "shfl.sync.bfly" in ptx
     toolchain.ptxas_check(ptx, "sm_90")
 
