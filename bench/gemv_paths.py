@@ -4,7 +4,8 @@ For each format and each path spec, ``qmatmul(x, qw, backend=...)`` at M = 1 is 
 
 * ``default``: what the stdlib chooses (``PTX_GEMV_TILES``, and ``PTX_MMA_GEMV_TILES`` as it stands);
 * ``fma``: the FMA GEMV at its ``PTX_GEMV_TILES`` tile (the tensor-core table emptied);
-* ``mma:BN:BK:W``: the tensor-core GEMV (the exact few-row dot) at that tile, split-K by the stdlib's rule.
+* ``mma:BN:BK:W``: the tensor-core GEMV (the exact few-row dot) at that tile, split-K by the stdlib's rule;
+* ``fma:BN:BK:W:C``: the FMA GEMV at that tile (``PTX_GEMV_TILES``' entry for the width replaced).
 
 Timing, rotation and the byte count are bench/qmatmul.py's (torch profiler GPU time per call, weight copies
 beyond the L2, ``%copy`` = (codes + scales + x + y bytes) / time / measured copy bandwidth); rel.err is
@@ -41,7 +42,7 @@ def run(args) -> list[dict]:
     ref_x = x.double().cpu().numpy()
     print(f"device {torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}; copy bandwidth {bw:.0f} GB/s\n\n"
           "| weight [N x K] | format | path | µs | % copy BW | rel. error |\n|---|---|---|---|---|---|")
-    saved = dict(MM.PTX_MMA_GEMV_TILES)
+    saved, saved_fma = dict(MM.PTX_MMA_GEMV_TILES), dict(MM.PTX_GEMV_TILES)
     rows = []
     try:
         for fmt in args.formats:
@@ -52,11 +53,14 @@ def run(args) -> list[dict]:
             bits = one.codes.dtype.nbits
             for path in args.paths:
                 MM.PTX_MMA_GEMV_TILES.clear()
+                MM.PTX_GEMV_TILES.update(saved_fma)
                 kind, *tile = path.split(":")
                 if kind == "default":
                     MM.PTX_MMA_GEMV_TILES.update(saved)
                 elif kind == "mma":
                     MM.PTX_MMA_GEMV_TILES[bits] = tuple(int(v) for v in tile)
+                elif kind == "fma" and tile:
+                    MM.PTX_GEMV_TILES[bits] = tuple(int(v) for v in tile)
                 t = timer([lambda q=q: qmatmul(x, q, backend=args.backend) for q in copies],
                           warmup=args.warmup, iters=args.iters)
                 y = qmatmul(x, one, backend=args.backend)[:, :QB.REF_ROWS].double().cpu().numpy()
@@ -68,6 +72,7 @@ def run(args) -> list[dict]:
     finally:
         MM.PTX_MMA_GEMV_TILES.clear()
         MM.PTX_MMA_GEMV_TILES.update(saved)
+        MM.PTX_GEMV_TILES.update(saved_fma)
     return rows
 
 

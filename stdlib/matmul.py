@@ -10,7 +10,7 @@ Both paths run ``stdlib/kernels/qmatmul.vm``, one kernel generic over the code d
 activation dtype and the group size (compile-time parameters), compiled once per combination:
 
 * **GEMV** (``M < DOT_MIN_M``): blocks of up to 8 rows of ``x`` by 16 outputs (ptx: 16 to 64 and 4
-  warps, from ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 512) is decoded to
+  warps, from ``PTX_GEMV_TILES``); each ``16 x BK`` slab of weights (``BK`` up to 256; ptx: up to 1024) is decoded to
   float32 once and stays in registers while the rows pass over it, the products of each run of ``C``
   codes (ptx: a thread's run in the layout, ``PTX_GEMV_TILES``) summed in float32 and scaled into a
   partial sum that lives through the whole K loop; the partials are added across threads once, after it.
@@ -108,13 +108,25 @@ def _scales(qw: QuantizedWeight):
     return s, dt
 
 
+#: the 1 x 1 uint8 dummy zero points per torch device: made once, not per call (a fill kernel of ~1 us,
+#: counted in every GEMV's GPU time, 2026-12-06 H100 profile)
+_DUMMY_Z: dict = {}
+
+
+def _torch_dummy(device):
+    z = _DUMMY_Z.get(str(device))
+    if z is None:
+        import torch
+        z = _DUMMY_Z[str(device)] = torch.zeros((1, 1), dtype=torch.uint8, device=device)
+    return z
+
+
 def _zeros(qw: QuantizedWeight, like):
     """-> (zero-points argument, HAS_Z): the uint8 zero points, or a 1 x 1 dummy the kernel never reads."""
     z = qw.zeros
     if z is None:
         if _is_torch(like):
-            import torch
-            return torch.zeros((1, 1), dtype=torch.uint8, device=like.device), 0
+            return _torch_dummy(like.device), 0
         return np.zeros((1, 1), np.uint8), 0
     if isinstance(z, Tensor):
         z = z.data if z.dtype == D.uint8 else z
@@ -272,9 +284,13 @@ def _ptx_loads() -> bool:
 #: (C = 32: 85.4; 32 x 512 x 4: 98.2); int7 90.6 (C = 32: 94.3); int8 93.7; int3 32 x 512 x 4, C = 32: 62.0
 #: (16 x 512: 66.7); int2 64 x 512 x 4, C = 32: 59.8 (the tensor-core GEMV takes M = 1: 43.8). The same tiles
 #: after session 11's addressing (H100, 2026-12-06): int3 48.3, int4 49.9, int5 64.8, int6 69.1, int7 76.0,
-#: int8 87.5 us
-PTX_GEMV_TILES = {2: (64, 512, 4, 32), 3: (32, 512, 4, 32), 4: (16, 512, 4, 32), 5: (16, 512, 4, 16),
-                  6: (16, 512, 4, 16), 7: (16, 512, 4, 16), 8: (16, 512, 4, 16)}
+#: int8 87.5 us. Session 12 (H100, 2026-12-06, bench/gemv_paths.py fma:BN:BK:W:C, after the scales of a
+#: 1024-wide slab load in their use's layout instead of a shared-memory conversion): slabs of 1024 codes
+#: read more contiguous bytes of each row per block and iteration -- int3 16 x 1024 x 4 46.8 us (8 x 1024 x 2:
+#: 46.5; 32 x 1024 x 8: 48.4; 16 x 2048 x 8: 67.8) vs 48.3; int5 58.8 vs 66.4; int4 50.0 vs 50.6 (kept: a
+#: tie); int2 on the FMA GEMV 69.6-84.5 at 1024-2048 (vs 56.3: it stays on tensor cores)
+PTX_GEMV_TILES = {2: (64, 512, 4, 32), 3: (16, 1024, 4, 32), 4: (16, 512, 4, 32), 5: (16, 1024, 4, 32),
+                  6: (16, 1024, 4, 16), 7: (16, 1024, 4, 16), 8: (16, 1024, 4, 16)}
 #: float and codebook codes of 4 bits or fewer (float4_e2m1 67.7 us, mxfp4 82.6, nf4 100.8; C = 16: 68.9,
 #: 87.7, 94.4; 32 x 512: 86.9, 110.1, 115.9)
 PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
