@@ -423,6 +423,18 @@ def test_split_k_adds_up_the_splits(path, backend, monkeypatch):
             check(x, qw, y, f"split-K {ks} {path} {backend}")
 
 
+def test_dummy_zero_points_are_made_once_per_device():
+    """A weight without zero points passes a 1 x 1 dummy the kernel never reads: made once per torch device
+    (a fill kernel per call would add its time to every GEMV), a fresh array for NumPy."""
+    qw = QuantizedWeight(vm.Tensor.from_values(np.ones((4, 8), np.int64), D.int4), np.ones((4, 1), np.float16),
+                         None, "int", 8)
+    like = torch.zeros((1, 8), dtype=torch.float16)
+    (z1, h1), (z2, h2) = QM._zeros(qw, like), QM._zeros(qw, like)
+    assert z1 is z2 and (h1, h2) == (0, 0) and z1.dtype == torch.uint8 and tuple(z1.shape) == (1, 1)
+    zn, hn = QM._zeros(qw, np.zeros((1, 8), np.float16))
+    assert isinstance(zn, np.ndarray) and zn.shape == (1, 1) and hn == 0
+
+
 def test_split_k_only_where_blocks_are_few():
     """The ptx GEMV splits K until PTX_GEMV_MIN_BLOCKS blocks (powers of two, each split keeping
     PTX_GEMV_MIN_SLABS slabs);
