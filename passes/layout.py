@@ -186,10 +186,10 @@ class _Infer:
         the chain is anything else.
 
         The new layout may be replicated (several threads load each element) and is kept when its loads are
-        at least as wide as the old ones (up to 128 bits), or when they are at most 8 per thread, even where
+        at least as wide as the old ones (up to 128 bits), or when they are at most 4 per thread, even where
         they replace a 128-bit load (a few narrow L1 reads cost less than a shared-memory round trip with
         two barriers every iteration: the scales of a GEMV slab spanning 8 groups, [16, 8] f16, would load
-        in 16 threads x 128 bits and convert; each thread loads its 4 or 8 instead), or always with ``loose``: the operands of a few-row dot and what is
+        in 16 threads x 128 bits and convert; each thread loads its 4 instead), or always with ``loose``: the operands of a few-row dot and what is
         computed with its result (its replicated layout would otherwise cost a shared-memory round trip
         every iteration: int2 codes in runs of 32 per lane are two 64-bit loads, the scales one or two
         16-bit loads per thread).
@@ -229,7 +229,7 @@ class _Infer:
         old_L = self.lay[x.id]
         run = TM.contiguous_run(Lx) * bits
         old = TM.contiguous_run(old_L) * bits if isinstance(old_L, TVLayout) else 0
-        if run < min(128, old) and Lx.values * bits > 8 * max(run, 8) and not loose:
+        if run < min(128, old) and Lx.values * bits > 4 * max(run, 8) and not loose:
             return False          # narrower loads than now (and not a few short ones): convert instead
         load = d
         for x, Lx, d in layouts.values():
