@@ -289,9 +289,11 @@ def _ptx_loads() -> bool:
 #: read more contiguous bytes of each row per block and iteration -- int3 16 x 1024 x 4 46.8 us (8 x 1024 x 2:
 #: 46.5; 32 x 1024 x 8: 48.4; 16 x 2048 x 8: 67.8) vs 48.3; int5 58.8 vs 66.4; int4 50.0 vs 50.6 (kept: a
 #: tie); int2 on the FMA GEMV 69.6-84.5 at 1024-2048 (vs 56.3: it stays on tensor cores)
-#: (int6..int8 at 1024-wide slabs were not measured yet: they keep 16 x 512)
+#: H200 (same session): int7 16 x 1024 x 4, C = 32: 56.6 us vs 61.7 at 16 x 512 (C = 16: 61.1); int8
+#: 16 x 1024 x 4, C = 16: 67.4 vs 69.8 (C = 32: 68.3), float8_e4m3 (the 8-bit entry) 78.0 vs 84.7; int6 stays
+#: at 512 (58.4 vs 96.3-96.4 at 1024)
 PTX_GEMV_TILES = {2: (64, 512, 4, 32), 3: (16, 1024, 4, 32), 4: (16, 512, 4, 32), 5: (16, 1024, 4, 32),
-                  6: (16, 512, 4, 16), 7: (16, 512, 4, 16), 8: (16, 512, 4, 16)}
+                  6: (16, 512, 4, 16), 7: (16, 1024, 4, 32), 8: (16, 1024, 4, 16)}
 #: float and codebook codes of 4 bits or fewer (float4_e2m1 67.7 us, mxfp4 82.6, nf4 100.8; C = 16: 68.9,
 #: 87.7, 94.4; 32 x 512: 86.9, 110.1, 115.9)
 PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
