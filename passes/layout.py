@@ -190,9 +190,9 @@ class _Infer:
         they replace a 128-bit load (a few narrow L1 reads cost less than a shared-memory round trip with
         two barriers every iteration: the scales of a GEMV slab spanning 8 groups, [16, 8] f16, would load
         in 16 threads x 128 bits and convert; each thread loads its 4 instead), or always with ``loose``:
-        the operands of a few-row dot and what is computed with its result (its replicated layout would otherwise cost a shared-memory round trip
-        every iteration: int2 codes in runs of 32 per lane are two 64-bit loads, the scales one or two
-        16-bit loads per thread).
+        the operands of a few-row dot and what is computed with its result (its replicated layout would
+        otherwise cost a shared-memory round trip every iteration: int2 codes in runs of 32 per lane are two
+        64-bit loads, the scales one or two 16-bit loads per thread).
 
         Example: ``xt = cast(load(x[r, k0 : +256]), f32)`` used as ``xt[None, :]`` by a broadcast against
         ``f32[16, 256]`` weights: the load takes the weights' column layout (each thread loads the 32
