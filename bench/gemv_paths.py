@@ -4,7 +4,8 @@ For each format and each path spec, ``qmatmul(x, qw, backend=...)`` at M = 1 is 
 
 * ``default``: what the stdlib chooses (``PTX_GEMV_TILES``, and ``PTX_MMA_GEMV_TILES`` as it stands);
 * ``fma``: the FMA GEMV at its ``PTX_GEMV_TILES`` tile (the tensor-core table emptied);
-* ``mma:BN:BK:W``: the tensor-core GEMV (the exact few-row dot) at that tile, split-K by the stdlib's rule;
+* ``mma:BN:BK:W[:U]``: the tensor-core GEMV (the exact few-row dot) at that tile, ``U`` slabs per iteration
+  (qmatmul.vm; default 1), split-K by the stdlib's rule;
 * ``fma:BN:BK:W:C``: the FMA GEMV at that tile (``PTX_GEMV_TILES``' entry for the width replaced).
 
 Timing, rotation and the byte count are bench/qmatmul.py's (torch profiler GPU time per call, weight copies

@@ -215,6 +215,8 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
             tiles["BK"] = G
         else:
             exact = 0
+    if not exact:
+        tiles.pop("U", None)  # two slabs per iteration: the exact dot only
     _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
             DOT=int(dot), EXACT=exact, **tiles)
     return y.reshape(*lead, N)
@@ -308,13 +310,19 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 #: window pairs; bench/RESULTS.md): int2 128 x 128 x 2 36.0 us (64 x 128 x 2: 43.7, 16 x 128 x 1: 52.3);
 #: int3 47.1 vs 47.2 FMA (a tie: FMA kept); int4 62.8 vs 46.2, int5 63.9 vs 58.8, int6 74.9 vs 59.5, int7
 #: 91.5 vs 62.8, int8 76.0 vs 70.8 (FMA kept)
+#: An entry may add U, the slabs per iteration (qmatmul.vm: 2 reads two groups' slabs per step, twice the
+#: contiguous bytes of each row; W = 4, U = 2 compiles to 90 registers and 451 SASS instructions per step
+#: for int2 at 128 x 128, against 2 x 235 at U = 1) -- not measured yet
 PTX_MMA_GEMV_TILES: dict = {2: (128, 128, 2)}
 
 
 def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
-    bn, bk, w = PTX_MMA_GEMV_TILES[T.nbits]
+    """Tiles of the tensor-core GEMV from ``PTX_MMA_GEMV_TILES[bits]`` = (BN, BK, W) or (BN, BK, W, U), U the
+    slabs per iteration (qmatmul.vm); split-K counts slabs of ``U * BK``."""
+    bn, bk, w, *rest = PTX_MMA_GEMV_TILES[T.nbits]
+    u = rest[0] if rest else 1
     bm, bk = min(_pow2_at_least(M), 8), max(16, min(bk, G, _pow2_at_least(K)))
-    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "KS": _splits(M, N, K, bm, bn, bk)}
+    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "U": u, "KS": _splits(M, N, K, bm, bn, u * bk)}
 
 
 #: a ptx GEMV splits K (qmatmul.vm's KS) until it has this many blocks: each block walks its slabs one

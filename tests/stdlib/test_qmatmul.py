@@ -378,8 +378,8 @@ def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
     M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the reference."""
     if backend != "ptx":
         pytest.skip("the tensor-core GEMV is the ptx backend's")
-    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2), 3: (32, 128, 1), 5: (64, 128, 2),
-                                                   7: (16, 128, 1)})
+    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2, 2), 3: (32, 128, 1), 5: (64, 128, 2),
+                                                   7: (16, 128, 1, 2)})
     rng = np.random.default_rng(77)
     # odd widths: codes paired from windows of their words (passes/lanes.py), straddling codes included
     for dt, N, K in ((D.int2, 100, 384), (D.int4, 17, 256), (D.int3, 40, 384), (D.int5, 17, 256), (D.int7, 3, 128)):
@@ -389,7 +389,7 @@ def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
         y = QM.qmatmul(x, qw, backend="ptx")
         c = spy.calls[-1]
         assert (c["DOT"], c["EXACT"], c["BM"], c["BK"]) == (1, 1, 1, 128), c
-        assert c["KS"] == QM._splits(1, N, K, 1, c["BN"], 128)
+        assert c["KS"] == QM._splits(1, N, K, 1, c["BN"], 128 * c["U"])       # U = 2: two slabs per step
         check(x, qw, y, f"{qw} mma GEMV")
 
 
@@ -408,15 +408,17 @@ def test_split_k_adds_up_the_splits(path, backend, monkeypatch):
     x[x == 0] = 1
     want = (x.astype(np.float64) @ qw.dequantize().astype(np.float64).T).astype(np.float16)
     real = QM._tiles
-    for ks in (1, 2, 3, 8):
-        def tiles(*a, ks=ks, **kw):
+    # the exact dot (path "dot": int4 in f16) also reads two slabs per iteration (U = 2; 5 slabs: the last
+    # step's second slab is past K and adds 0)
+    for ks, u in ((1, 1), (2, 1), (3, 1), (8, 1)) + (((1, 2), (2, 2), (3, 2)) if path == "dot" else ()):
+        def tiles(*a, ks=ks, u=u, **kw):
             t = real(*a, **kw)
-            t.update(BK=32, KS=ks)
+            t.update(BK=32, KS=ks, U=u)
             return t
         monkeypatch.setattr(QM, "_tiles", tiles)
         spy = Spy(monkeypatch)
         y = QM.qmatmul(x, qw, backend=backend, path=path)
-        assert spy.calls[-1]["KS"] == ks                # 8: three splits have no slab and add 0
+        assert (spy.calls[-1]["KS"], spy.calls[-1].get("U", 1)) == (ks, u)   # KS 8: three splits add 0
         if backend == "numpy":
             np.testing.assert_array_equal(y, want)
         else:

@@ -173,6 +173,24 @@ def test_qmatmul_gemv_on_mma(T, arch):
     toolchain.ptxas_check(ptx, arch)
 
 
+@needs_ptxas
+@pytest.mark.parametrize("T", ["int2", "int3", "uint4"])
+def test_qmatmul_gemv_two_slabs_per_iteration(T):
+    """U = 2: each iteration reads the slabs k0 and k0 + BK (a scale each) -- twice the mma of U = 1 in the
+    one loop, every code and x load vectorized, still no shared memory."""
+    kw = {"HAS_Z": 1} if T == "uint4" else {}
+    ir, ptx = qmatmul_ptx(T, U=2, **kw)
+    plans = [p for p in pipeline(ir).facts.of_type(DotPlan).values()]
+    assert len(plans) == 2 and all(p.rows and p.mma for p in plans)
+    assert ptx.count("mma.sync.aligned.m16n8k16") == 16
+    assert "bar.sync" not in ptx and "st.shared" not in ptx
+    one = qmatmul_ptx(T, **kw)[1]
+    assert ptx.count("ld.global.v2.b32") + ptx.count("ld.global.v4.b32") == 2 * (
+        one.count("ld.global.v2.b32") + one.count("ld.global.v4.b32"))
+    for arch in ("sm_90", "sm_80"):
+        toolchain.ptxas_check(ptx if arch == "sm_90" else qmatmul_ptx(T, arch=arch, U=2, **kw)[1], arch)
+
+
 # ------------------------------------------------------------------------------------------ GPU
 ROWS_DOT = """
 kernel rows_dot<BM = 1, BN = 64, BK = 32, X = f16>(a: X[M, K] global, b: X[N, K] global, y: f32[M, N] global)
