@@ -305,7 +305,7 @@ def _version() -> str:
 
 
 #: the divisors the runtime specialises sizes on, largest first: 16 and 128 for 128-bit loads of 16-bit and of
-#: packed sub-byte rows, 1024 so that a loop over slabs of up to 1024 elements (the stdlib GEMV's 512)
+#: packed sub-byte rows, 1024 so that a loop over slabs of up to 1024 elements (the stdlib GEMV's 512 and 1024)
 #: needs no masks where K divides by 1024 (LLM weights: 4096, 8192, 14336, 28672)
 DIVISORS = (1024, 128, 16)
 
