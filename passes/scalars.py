@@ -194,6 +194,15 @@ class ScalarFacts:
         d = self.defs.get(v.id)
         if isinstance(d, N.SizeOf):
             return Lin(0, {d.symbol: 1})
+        if isinstance(d, (N.Add, N.Sub)):
+            # linear in the sizes (``K - KS * BK``: a loop that stops one step early stays exact)
+            a, b = self.exact(d.a), self.exact(d.b)
+            return None if a is None or b is None else (a + b if isinstance(d, N.Add) else a - b)
+        if isinstance(d, N.Mul):
+            for a, b in ((d.a, d.b), (d.b, d.a)):
+                c, e = self.const(a), self.exact(b)
+                if c is not None and e is not None:
+                    return e.scale(c)
         return None
 
     def upper(self, v: N.Value) -> Lin | None:
