@@ -245,6 +245,16 @@ class _Infer:
                      f"{_op(user)}{_where(user)}, so no conversion is needed: {self.show(x, Lx)}")
         return True
 
+    def feeds_rows(self, v: N.Value) -> bool:
+        """Whether ``v`` is computed with a few-row dot's result (``dot(...) * sc[None, :, :]``, the
+        scales broadcast to the dot's rows): its loads then take the layout asked for whatever their width
+        (``refit``'s ``loose``), as the elementwise rule's direct operands do."""
+        if self._uses is None:
+            from .program import uses
+            self._uses = uses(self.k)
+        return any(getattr(u, "out", None) is not None and u.out.id in self.rows_out
+                   for u, _ in self._uses.get(v.id, ()))
+
     def in_registers(self, ins, slot, v, why) -> object:
         """The register layout operand ``v`` is read in (converting a shared tile to the default)."""
         if not v.is_tile:
@@ -349,7 +359,7 @@ class _Infer:
         op = _op(ins)
         if self.is_free(ins, Lx, L):
             self.plans[id(ins)] = ShapePlan(True, f"{op}: free (each thread keeps its own values)")
-        elif P is not None and self.refit(x, P, ins):
+        elif P is not None and self.refit(x, P, ins, self.feeds_rows(ins.out)):
             self.plans[id(ins)] = ShapePlan(True, f"{op}: free (its operand is loaded in the layout it needs)")
         elif P is not None:
             self.req[(id(ins), "x")] = (ins, x, P, f"so that {op}{_where(ins)} is free (each thread then "
@@ -514,6 +524,8 @@ class _Infer:
         L = self.derived(ins, Lx) if isinstance(Lx, TVLayout) else None
         self.set(v, L or self.default(v))
         self.shape_check(ins, self.lay[v.id])
+        if L is not None and x.id in self.rows_out:
+            self.rows_out.add(v.id)      # a few-row dot's result, reshaped in place: still its layout
 
     def reduce(self, ins: N.Reduce):
         x = ins.x

@@ -27,6 +27,8 @@ from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
 from vmlang.ir.layout import inttuple as it
 from vmlang.ir.registry import registrar
+
+from . import toolchain
 from vmlang.ir.types import BOOL, GlobalType, TileType
 
 from . import convert as C
@@ -147,7 +149,9 @@ class Lowerer:
         self.sig = signature(self.kernel)
         fnty = ir.FunctionType(ir.VoidType(), self.sig.llvm_types())
         self.fn = ir.Function(self.module, fnty, name=_symbol(self.kernel.name))
-        self.fn.calling_convention = "ptx_kernel"
+        # the launch always runs warps * 32 threads: .maxntid lets ptxas budget registers for exactly
+        # that block (the int2 tensor-core GEMV: 96 registers instead of 106, ten blocks per SM for nine)
+        toolchain.mark_kernel(self.fn, max_threads=self.kernel.warps * 32)
         entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(entry)
         self.env: dict[int, object] = {}

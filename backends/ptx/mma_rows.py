@@ -14,8 +14,9 @@ emits, for every k step ``j`` and row tile ``r`` of the warp, one ``mma.m16n8k16
 
 A register whose two halves are the two lanes of one decoded pair (:mod:`.unpack`: ``extractelement`` 0
 and 1 of one ``<2 x half>``) is that pair's word, with no repacking. The k steps alternate between two
-accumulator chains (joined by one f32 add at the end) when there are at least four, so consecutive mma
-do not wait on each other.
+accumulator chains (joined by one f32 add at the end) when there are at least four and fewer than four row
+tiles per warp, so consecutive mma do not wait on each other (with four or more row tiles, the tiles' own
+chains already separate them, and a second chain would cost an f32 add and four registers per tile).
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def schedule(m: int, n: int, k: int, warps: int, pairs: tuple) -> tuple[list, in
     L = rows_layouts(m, n, k, warps)
     off = k_order(k, pairs or distance_pairs(k, 1))
     S, Q, C = k // 16, L.Q, min(m, 2)
-    chains = 2 if S >= 4 else 1
+    chains = 2 if S >= 4 and L.R < 4 else 1        # 4 row tiles per warp: 4 chains already
 
     def c_slot(e: int, r: int) -> int:
         return (e % 2 if C == 2 else 0) + C * (e // 2 + 2 * r)
