@@ -4,8 +4,9 @@ For each format and each path spec, ``qmatmul(x, qw, backend=...)`` at M = 1 is 
 
 * ``default``: what the stdlib chooses (``PTX_GEMV_TILES``, and ``PTX_MMA_GEMV_TILES`` as it stands);
 * ``fma``: the FMA GEMV at its ``PTX_GEMV_TILES`` tile (the tensor-core table emptied);
-* ``mma:BN:BK:W[:U]``: the tensor-core GEMV (the exact few-row dot) at that tile, ``U`` slabs per iteration
-  (qmatmul.vm; default 1), split-K by the stdlib's rule;
+* ``mma:BN:BK:W[:U[:R]]``: the tensor-core GEMV (the exact few-row dot) at that tile, ``U`` slabs per
+  iteration, ``R`` groups per iteration as the dot's rows (qmatmul.vm; defaults 1, 1), split-K by the
+  stdlib's rule;
 * ``fma:BN:BK:W:C``: the FMA GEMV at that tile (``PTX_GEMV_TILES``' entry for the width replaced).
 
 Timing, rotation and the byte count are bench/qmatmul.py's (torch profiler GPU time per call, weight copies
@@ -41,9 +42,12 @@ def run(args) -> list[dict]:
     N, K = args.shape
     x = (torch.randn((1, K), device=dev, generator=gen) * 0.5).to(torch.float16)
     ref_x = x.double().cpu().numpy()
-    print(f"device {torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}; copy bandwidth {bw:.0f} GB/s\n\n"
+    blocks = getattr(args, "min_blocks", None) or MM.PTX_GEMV_MIN_BLOCKS
+    print(f"device {torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}; copy bandwidth {bw:.0f} GB/s; "
+          f"split-K until {blocks} blocks\n\n"
           "| weight [N x K] | format | path | µs | % copy BW | rel. error |\n|---|---|---|---|---|---|")
-    saved, saved_fma = dict(MM.PTX_MMA_GEMV_TILES), dict(MM.PTX_GEMV_TILES)
+    saved, saved_fma, saved_blocks = dict(MM.PTX_MMA_GEMV_TILES), dict(MM.PTX_GEMV_TILES), MM.PTX_GEMV_MIN_BLOCKS
+    MM.PTX_GEMV_MIN_BLOCKS = blocks
     rows = []
     try:
         for fmt in args.formats:
@@ -74,6 +78,7 @@ def run(args) -> list[dict]:
         MM.PTX_MMA_GEMV_TILES.clear()
         MM.PTX_MMA_GEMV_TILES.update(saved)
         MM.PTX_GEMV_TILES.update(saved_fma)
+        MM.PTX_GEMV_MIN_BLOCKS = saved_blocks
     return rows
 
 
@@ -85,6 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default=None, help="default: ptx on a CUDA GPU, else the runtime's default")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--min-blocks", type=int, default=None,
+                   help="PTX_GEMV_MIN_BLOCKS for this run (the split-K rule's block target)")
     p.add_argument("--smoke", action="store_true", help="a tiny shape, any device: checks the script")
     args = p.parse_args(argv)
     import torch

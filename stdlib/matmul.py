@@ -14,8 +14,8 @@ activation dtype and the group size (compile-time parameters), compiled once per
   float32 once and stays in registers while the rows pass over it, the products of each run of ``C``
   codes (ptx: a thread's run in the layout, ``PTX_GEMV_TILES``) summed in float32 and scaled into a
   partial sum that lives through the whole K loop; the partials are added across threads once, after it.
-  On ptx, M = 1 with a width in ``PTX_MMA_GEMV_TILES`` (int2) runs on tensor cores instead (the exact dot
-  with one row, weights never rounded), and a GEMV with too few output tiles to fill the GPU splits K
+  On ptx, M = 1 with an int width in ``PTX_MMA_GEMV_TILES`` (2, 3, 5, 6 bits) runs on tensor cores instead
+  (the exact dot, weights never rounded, each step's 8 groups as the dot's rows), and a GEMV with too few output tiles to fill the GPU splits K
   (``PTX_GEMV_MIN_BLOCKS``): f32 partial sums, added here in a fixed order and rounded once.
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
   ``BN x BK`` slab of weights is decoded and scaled in float32, rounded to x's dtype and multiplied with
@@ -216,7 +216,8 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
         else:
             exact = 0
     if not exact:
-        tiles.pop("U", None)  # two slabs per iteration: the exact dot only
+        tiles.pop("U", None)  # two slabs per iteration, groups as rows: the exact dot only
+        tiles.pop("R", None)
     _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
             DOT=int(dot), EXACT=exact, **tiles)
     return y.reshape(*lead, N)
@@ -225,10 +226,10 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
 def mma_gemv(T: D.DType, X: D.DType, has_z: int, G: int) -> bool:
     """Whether the ptx GEMV runs on tensor cores: the exact dot path with ``BM`` = 1, 2, 4 or 8 rows, which
     the ptx backend lowers as the transposed product (``vmlang.passes.mma_rows``: the weights on the mma's
-    M side, each lane decoding its own run of codes into f16x2 registers, x on the N side). Needs every
-    value exact in X (the weights are never rounded) and groups of at least 16 codes (one mma k step)."""
-    return (T.nbits in PTX_MMA_GEMV_TILES and not has_z and not T.is_codebook and G >= 16
-            and exact_in(T, X, has_z))
+    M side, each lane decoding its own run of codes into f16x2 registers, x on the N side). Needs int codes
+    (the widths measured: float codes of those widths stay on the FMA GEMV), every value exact in X (the
+    weights are never rounded) and groups of at least 16 codes (one mma k step)."""
+    return (T.nbits in PTX_MMA_GEMV_TILES and T.is_int and not has_z and G >= 16 and exact_in(T, X, has_z))
 
 
 @functools.lru_cache(maxsize=None)
@@ -310,19 +311,29 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 #: window pairs; bench/RESULTS.md): int2 128 x 128 x 2 36.0 us (64 x 128 x 2: 43.7, 16 x 128 x 1: 52.3);
 #: int3 47.1 vs 47.2 FMA (a tie: FMA kept); int4 62.8 vs 46.2, int5 63.9 vs 58.8, int6 74.9 vs 59.5, int7
 #: 91.5 vs 62.8, int8 76.0 vs 70.8 (FMA kept)
-#: An entry may add U, the slabs per iteration (qmatmul.vm: 2 reads two groups' slabs per step, twice the
-#: contiguous bytes of each row; W = 4, U = 2 compiles to 90 registers and 451 SASS instructions per step
-#: for int2 at 128 x 128, against 2 x 235 at U = 1) -- not measured yet
-PTX_MMA_GEMV_TILES: dict = {2: (128, 128, 2)}
+#: An entry may add U, the slabs per iteration (qmatmul.vm: 2 reads two groups' slabs per step), and R, the
+#: groups per step as the rows of the dot (qmatmul.vm R: a warp's load instruction then reads 128 (R = 4) or
+#: 256 (R = 8) contiguous bytes of one or two rows, where R = 1 reads 32 bytes of each of 8 rows). H100
+#: (2026-12-06, session 13, same calls, M = 1, 28672x8192): int2 R = 8 16 x 128 x 2 warps 32.3-32.7 us
+#: (8 x 128 x 1..2: 32.7-33.5; R = 4 32 x 128 x 4: 38.8) vs 40.0-40.5 at 128 x 128 x 2 (U = 2 at W = 4: 44.9;
+#: loads one step ahead in registers: 52.4); int3 R = 8 8 x 128 x 1 38.3 (16 x 128 x 4: 39.7) vs 45.7-45.9
+#: FMA; int5 R = 8 16 x 128 x 4 54.1 vs 57.9 FMA; int6 62.8 vs 70.7 FMA; int4 49.2 vs 49.5-49.8 (a tie: FMA
+#: kept). Only int codes take it (float codes of these widths were not measured on it)
+PTX_MMA_GEMV_TILES: dict = {2: (16, 128, 2, 1, 8), 3: (8, 128, 1, 1, 8), 5: (16, 128, 4, 1, 8),
+                            6: (16, 128, 4, 1, 8)}
 
 
 def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
-    """Tiles of the tensor-core GEMV from ``PTX_MMA_GEMV_TILES[bits]`` = (BN, BK, W) or (BN, BK, W, U), U the
-    slabs per iteration (qmatmul.vm); split-K counts slabs of ``U * BK``."""
+    """Tiles of the tensor-core GEMV from ``PTX_MMA_GEMV_TILES[bits]`` = (BN, BK, W), (BN, BK, W, U) or
+    (BN, BK, W, U, R): U the slabs per iteration, R the groups per iteration as rows of the dot (qmatmul.vm;
+    R > 1 needs U = 1 and one group per slab, BK = G, else R is dropped); split-K counts steps of
+    ``U * R * BK`` codes."""
     bn, bk, w, *rest = PTX_MMA_GEMV_TILES[T.nbits]
-    u = rest[0] if rest else 1
+    u, r = (tuple(rest) + (1, 1)[len(rest):])[:2]
     bm, bk = min(_pow2_at_least(M), 8), max(16, min(bk, G, _pow2_at_least(K)))
-    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "U": u, "KS": _splits(M, N, K, bm, bn, u * bk)}
+    if bm > 1 or bk != G or u > 1:
+        r = 1
+    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "U": u, "R": r, "KS": _splits(M, N, K, bm, bn, u * r * bk)}
 
 
 #: a ptx GEMV splits K (qmatmul.vm's KS) until it has this many blocks: each block walks its slabs one

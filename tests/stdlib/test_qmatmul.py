@@ -378,18 +378,21 @@ def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
     M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the reference."""
     if backend != "ptx":
         pytest.skip("the tensor-core GEMV is the ptx backend's")
-    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2, 2), 3: (32, 128, 1), 5: (64, 128, 2),
-                                                   7: (16, 128, 1, 2)})
+    monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2, 2), 3: (32, 128, 1, 1, 4),
+                                                   5: (64, 128, 2), 7: (16, 128, 1, 2), 6: (16, 128, 2, 1, 8),
+                                                   8: (32, 128, 4, 1, 2)})
     rng = np.random.default_rng(77)
     # odd widths: codes paired from windows of their words (passes/lanes.py), straddling codes included
-    for dt, N, K in ((D.int2, 100, 384), (D.int4, 17, 256), (D.int3, 40, 384), (D.int5, 17, 256), (D.int7, 3, 128)):
+    # U = 2 (int4, int7) and groups as the dot's rows (R = 4, 8, 2: int3, int6, int8; the last step past K)
+    for dt, N, K in ((D.int2, 100, 384), (D.int4, 17, 256), (D.int3, 40, 384), (D.int5, 17, 256), (D.int7, 3, 128),
+                     (D.int6, 100, 1152), (D.int3, 1, 128), (D.int8, 33, 640)):
         qw = make_weight(rng, "int", dt, N, K, 128)
         x = make_x(rng, 1, K, "torch-f16")
         spy = Spy(monkeypatch)
         y = QM.qmatmul(x, qw, backend="ptx")
         c = spy.calls[-1]
         assert (c["DOT"], c["EXACT"], c["BM"], c["BK"]) == (1, 1, 1, 128), c
-        assert c["KS"] == QM._splits(1, N, K, 1, c["BN"], 128 * c["U"])       # U = 2: two slabs per step
+        assert c["KS"] == QM._splits(1, N, K, 1, c["BN"], 128 * c["U"] * c["R"])   # U, R: slabs per step
         check(x, qw, y, f"{qw} mma GEMV")
 
 
@@ -423,6 +426,38 @@ def test_split_k_adds_up_the_splits(path, backend, monkeypatch):
             np.testing.assert_array_equal(y, want)
         else:
             check(x, qw, y, f"split-K {ks} {path} {backend}")
+
+
+@pytest.mark.parametrize("fmt,dt", [("int", D.int4), ("uint", D.uint4)])
+def test_groups_as_rows_of_the_gemv_dot(fmt, dt, backend, monkeypatch):
+    """R > 1 (the exact GEMV, one row of x): R consecutive groups of each weight row are the rows of one dot
+    against x's R group slices, the diagonal kept and scaled per group. With small integer activations and
+    power-of-two scales every sum is exact in f32, so the result is the exact product rounded once -- bit for
+    bit on the VM -- for R = 2, 4, 8, split or not, with a last step reaching past K (5 groups) and N = 17;
+    zero points (uint4) are subtracted per group before the dot."""
+    rng = np.random.default_rng(92)
+    N, K, G = 17, 5 * 32, 32
+    qw = make_weight(rng, fmt, dt, N, K, G, scale_dt="float16")
+    qw = QuantizedWeight(qw.codes, (2.0 ** rng.integers(-3, 3, (N, K // G))).astype(np.float16), qw.zeros,
+                         fmt, G)
+    x = rng.integers(-3, 4, (1, K)).astype(np.float16)
+    x[x == 0] = 1
+    want = (x.astype(np.float64) @ qw.dequantize().astype(np.float64).T).astype(np.float16)
+    real = QM._tiles
+    for ks, r, bn, w in ((1, 2, 16, 1), (1, 4, 32, 2), (2, 4, 16, 1), (1, 8, 16, 2), (3, 2, 64, 4)):
+        def tiles(*a, ks=ks, r=r, bn=bn, w=w, **kw):
+            t = real(*a, **kw)
+            t.update(BM=1, BN=bn, BK=32, W=w, KS=ks, R=r)
+            return t
+        monkeypatch.setattr(QM, "_tiles", tiles)
+        spy = Spy(monkeypatch)
+        y = QM.qmatmul(x, qw, backend=backend, path="dot")
+        c = spy.calls[-1]
+        assert (c["EXACT"], c["BM"], c["KS"], c["R"]) == (1, 1, ks, r), c
+        if backend == "numpy":
+            np.testing.assert_array_equal(y, want)
+        else:
+            check(x, qw, y, f"groups as rows R {r} KS {ks} {backend}")
 
 
 def test_dummy_zero_points_are_made_once_per_device():

@@ -191,6 +191,31 @@ def test_qmatmul_gemv_two_slabs_per_iteration(T):
         toolchain.ptxas_check(ptx if arch == "sm_90" else qmatmul_ptx(T, arch=arch, U=2, **kw)[1], arch)
 
 
+@needs_ptxas
+@pytest.mark.parametrize("T,R", [("int2", 4), ("int2", 8), ("int3", 4), ("uint4", 4), ("int8", 2)])
+def test_qmatmul_gemv_groups_as_rows(T, R):
+    """R groups per step as the rows of the few-row dot (qmatmul.vm ``R``): 32 weight rows x R groups are
+    32 * R dot rows, i.e. R row tiles of 16 for each of the 2 warps, 8 k steps each; a lane's code loads stay
+    64-bit runs (one per dot row it holds: 2 per row tile), a lane loads the scale of each dot row it holds
+    (layout inference gives the scales the layout of the dot's result, no conversion), and nothing goes
+    through shared memory -- the diagonal's sum after the loop is shuffles."""
+    kw = {"HAS_Z": 1} if T == "uint4" else {}
+    ir, ptx = qmatmul_ptx(T, R=R, BN=32, W=2, **kw)
+    plans = [p for p in pipeline(ir).facts.of_type(DotPlan).values()]
+    assert len(plans) == 1 and plans[0].rows and plans[0].mma
+    assert ptx.count("mma.sync.aligned.m16n8k16") == 8 * R
+    assert "bar.sync" not in ptx and "st.shared" not in ptx and "shfl.sync" in ptx
+    bits = D.dtype(T).nbits
+    codes = "ld.global.v2.b32" if bits == 2 else None        # 32 int2 per lane and dot row: 64 bits
+    if codes:
+        assert ptx.count(codes) == 2 * R
+    notes = [n.text for n in pipeline(ir).report if n.pass_name in ("vectorize", "layout")]
+    assert [n for n in notes if n.startswith(f"load s[") and f"b16 x {2 * R} per thread" in n], notes
+    assert not [n for n in notes if "conversion inserted" in n], notes
+    for arch in ("sm_90", "sm_80"):
+        toolchain.ptxas_check(ptx if arch == "sm_90" else qmatmul_ptx(T, arch=arch, R=R, BN=32, W=2, **kw)[1], arch)
+
+
 # ------------------------------------------------------------------------------------------ GPU
 ROWS_DOT = """
 kernel rows_dot<BM = 1, BN = 64, BK = 32, X = f16>(a: X[M, K] global, b: X[N, K] global, y: f32[M, N] global)
