@@ -14,7 +14,7 @@ activation dtype and the group size (compile-time parameters), compiled once per
   float32 once and stays in registers while the rows pass over it, the products of each run of ``C``
   codes (ptx: a thread's run in the layout, ``PTX_GEMV_TILES``) summed in float32 and scaled into a
   partial sum that lives through the whole K loop; the partials are added across threads once, after it.
-  On ptx, M = 1 with an int width in ``PTX_MMA_GEMV_TILES`` (2, 3, 5, 6 bits) runs on tensor cores instead
+  On ptx, M = 1 with an int width in ``PTX_MMA_GEMV_TILES`` (2-6 and 8 bits) runs on tensor cores instead
   (the exact dot, weights never rounded, each step's 8 groups as the dot's rows), and a GEMV with too few output tiles to fill the GPU splits K
   (``PTX_GEMV_MIN_BLOCKS``): f32 partial sums, added here in a fixed order and rounded once.
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
@@ -317,10 +317,13 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 #: (2026-12-06, session 13, same calls, M = 1, 28672x8192): int2 R = 8 16 x 128 x 2 warps 32.3-32.7 us
 #: (8 x 128 x 1..2: 32.7-33.5; R = 4 32 x 128 x 4: 38.8) vs 40.0-40.5 at 128 x 128 x 2 (U = 2 at W = 4: 44.9;
 #: loads one step ahead in registers: 52.4); int3 R = 8 8 x 128 x 1 38.3 (16 x 128 x 4: 39.7) vs 45.7-45.9
-#: FMA; int5 R = 8 16 x 128 x 4 54.1 vs 57.9 FMA; int6 62.8 vs 70.7 FMA; int4 49.2 vs 49.5-49.8 (a tie: FMA
-#: kept). Only int codes take it (float codes of these widths were not measured on it)
-PTX_MMA_GEMV_TILES: dict = {2: (16, 128, 2, 1, 8), 3: (8, 128, 1, 1, 8), 5: (16, 128, 4, 1, 8),
-                            6: (16, 128, 4, 1, 8)}
+#: FMA; int5 R = 8 16 x 128 x 4 54.1 vs 57.9 FMA; int6 62.8 vs 70.7 FMA. Then, with .maxntid and one mma
+#: chain per row tile (two runs of bench/gemv_paths.py minutes apart on one H100): int2 31.6-31.7 us, int3
+#: 36.7-36.8, int5 52.0 (FMA 55.5), int6 61.3 (FMA 67.9); int4 R = 8 16 x 128 x 2 43.7 (8 x 128 x 1: 45.1) vs
+#: 46.8-46.9 FMA; int8 16 x 128 x 4 78.4 (16 x 128 x 2: 82.9) vs 86.4-86.6 FMA; int7 16 x 128 x 4 70.8 vs
+#: 72.4-72.6 FMA (a tie: FMA kept). Only int codes take it (float codes were not measured on it)
+PTX_MMA_GEMV_TILES: dict = {2: (16, 128, 2, 1, 8), 3: (8, 128, 1, 1, 8), 4: (16, 128, 2, 1, 8),
+                            5: (16, 128, 4, 1, 8), 6: (16, 128, 4, 1, 8), 8: (16, 128, 4, 1, 8)}
 
 
 def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:

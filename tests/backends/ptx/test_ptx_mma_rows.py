@@ -205,6 +205,7 @@ def test_qmatmul_gemv_groups_as_rows(T, R):
     assert len(plans) == 1 and plans[0].rows and plans[0].mma
     assert ptx.count("mma.sync.aligned.m16n8k16") == 8 * R
     assert "bar.sync" not in ptx and "st.shared" not in ptx and "shfl.sync" in ptx
+    assert ".maxntid 64" in ptx                               # the block of 2 warps, for ptxas's budget
     bits = D.dtype(T).nbits
     codes = "ld.global.v2.b32" if bits == 2 else None        # 32 int2 per lane and dot row: 64 bits
     if codes:
