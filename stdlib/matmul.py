@@ -15,8 +15,9 @@ activation dtype and the group size (compile-time parameters), compiled once per
   codes (ptx: a thread's run in the layout, ``PTX_GEMV_TILES``) summed in float32 and scaled into a
   partial sum that lives through the whole K loop; the partials are added across threads once, after it.
   On ptx, M = 1 with an int width in ``PTX_MMA_GEMV_TILES`` (2-6 and 8 bits) runs on tensor cores instead
-  (the exact dot, weights never rounded, each step's 8 groups as the dot's rows), and a GEMV with too few output tiles to fill the GPU splits K
-  (``PTX_GEMV_MIN_BLOCKS``): f32 partial sums, added here in a fixed order and rounded once.
+  (the exact dot, weights never rounded, each step's 8 groups as the dot's rows), and a GEMV with too few
+  output tiles to fill the GPU splits K (``PTX_GEMV_MIN_BLOCKS``): f32 partial sums, added here in a fixed
+  order and rounded once.
 * **dot** (``M >= DOT_MIN_M``): ``BM x BN`` output tiles (16..64 x 64, 128 x 128 from 65 rows on); each
   ``BN x BK`` slab of weights is decoded and scaled in float32, rounded to x's dtype and multiplied with
   ``dot`` (``tl.dot``, tensor cores) into a float32 accumulator. The rounding of the weights to f16/bf16

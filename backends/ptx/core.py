@@ -27,11 +27,10 @@ from vmlang.ir import nodes as N
 from vmlang.ir.errors import BackendError
 from vmlang.ir.layout import inttuple as it
 from vmlang.ir.registry import registrar
-
-from . import toolchain
 from vmlang.ir.types import BOOL, GlobalType, TileType
 
 from . import convert as C
+from . import toolchain
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32 = ir.HalfType(), ir.FloatType()
