@@ -150,7 +150,7 @@ def _emulate(m, n, k, warps, mem_a, mem_b):
 @pytest.mark.parametrize("m, n, k, warps", [(64, 64, 32, 4), (128, 128, 32, 4), (32, 32, 48, 4), (16, 8, 16, 1),
                                             (64, 32, 64, 8), (32, 24, 16, 4)])
 def test_emulated_mma_from_swizzled_shared_tiles(m, n, k, warps):
-    from vmlang.passes.layout import _choose_shared
+    from vmlang.passes.layout_dot import _choose_shared
     from vmlang.passes.tvmaps import default_layout
     mm = mma_layouts(m, n, k, warps)
     mems = []
