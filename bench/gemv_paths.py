@@ -14,7 +14,7 @@ beyond the L2, ``%copy`` = (codes + scales + x + y bytes) / time / measured copy
 against ``x @ dequantize(qw).T`` in float64 over the first 256 outputs.
 
 Usage (GPU machine): ``python bench/gemv_paths.py [--shape 28672x8192] [--formats int2,int3]
-[--paths default,fma,mma:128:128:2]``; ``--smoke`` runs a tiny shape on this machine's default backend
+[--paths default,fma,mma:16:128:2:1:8]``; ``--smoke`` runs a tiny shape on this machine's default backend
 (the paths are then the same kernel: it checks the script).
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shape", default="28672x8192")
     p.add_argument("--formats", default="int2,int3,int4,int5,int6,int7,int8")
-    p.add_argument("--paths", default="default,fma,mma:128:128:2,mma:64:128:2")
+    p.add_argument("--paths", default="default,fma,mma:16:128:2:1:8,mma:16:128:4:1:8,mma:8:128:1:1:8")
     p.add_argument("--backend", default=None, help="default: ptx on a CUDA GPU, else the runtime's default")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)

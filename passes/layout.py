@@ -45,7 +45,7 @@ from vmlang.ir.types import SHARED
 from . import tvmaps as TM
 from .conversions import ReducePlan, ShapePlan, rewrite
 from .layout_dot import DotRules
-from .program import Program, value_label
+from .program import Program, uses, value_label
 from .tvmaps import default_layout  # noqa: F401  (re-exported: the backends' default layout)
 
 PASS = "layout"
@@ -176,12 +176,9 @@ class _Infer(DotRules):
         Example: ``xt = cast(load(x[r, k0 : +256]), f32)`` used as ``xt[None, :]`` by a broadcast against
         ``f32[16, 256]`` weights: the load takes the weights' column layout (each thread loads the 32
         contiguous x values next to its 32 weights) instead of a shared-memory round trip per iteration."""
-        if self._uses is None:
-            from .program import uses
-            self._uses = uses(self.k)
         layouts, x, Lx, others = {}, v, L, []
         for _ in range(16):
-            if (len(self._uses.get(x.id, ())) != 1 or not self.is_reg(x) or self.user(x) is not None
+            if (len(self.uses_of(x)) != 1 or not self.is_reg(x) or self.user(x) is not None
                     or x.id in self.flex):
                 return False
             d = self.defs.get(x.id)
@@ -228,11 +225,14 @@ class _Infer(DotRules):
         """Whether ``v`` is computed with a few-row dot's result (``dot(...) * sc[None, :, :]``, the
         scales broadcast to the dot's rows): its loads then take the layout asked for whatever their width
         (``refit``'s ``loose``), as the elementwise rule's direct operands do."""
+        return any(getattr(u, "out", None) is not None and u.out.id in self.rows_out for u, _ in self.uses_of(v))
+
+    def uses_of(self, v: N.Value) -> list:
+        """``(instruction, field)`` pairs using ``v`` (the kernel's uses, found once: inference does not change
+        the IR until its rewrite)."""
         if self._uses is None:
-            from .program import uses
             self._uses = uses(self.k)
-        return any(getattr(u, "out", None) is not None and u.out.id in self.rows_out
-                   for u, _ in self._uses.get(v.id, ()))
+        return self._uses.get(v.id, [])
 
     def in_registers(self, ins, slot, v, why) -> object:
         """The register layout operand ``v`` is read in (converting a shared tile to the default)."""

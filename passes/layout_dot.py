@@ -3,7 +3,7 @@ fragments of a tiled dot, the transposed few-row product of a GEMV (:mod:`.mma_r
 layout (padding or swizzle, ldmatrix phases) of a dot operand staged in shared memory.
 
 The methods use the inference state of ``_Infer`` (``set``, ``want``, ``note``, ``natural``, ``default``,
-``show``, ``is_reg``, ``source_dtype``; ``lay``, ``flex``, ``plans``, ``rows_out``, ``k``, ``threads``).
+``show``, ``is_reg``, ``source_dtype``, ``uses_of``; ``lay``, ``flex``, ``plans``, ``rows_out``, ``k``, ``threads``).
 
 >>> import vmlang as vm
 >>> from vmlang.passes import DotPlan, pipeline
@@ -51,10 +51,9 @@ class DotRules:
 
     def shared_layout(self, ins: N.Load):
         """Row-major; for a dot operand, the padding/swizzle with the fewest bank conflicts."""
-        from .program import uses
         v = ins.out
         base = self.default(v)
-        for use, f in uses(self.k).get(v.id, []):
+        for use, f in self.uses_of(v):
             if isinstance(use, N.Dot) and f in ("a", "b") and v.type.layout is None:
                 m = self.mma(use)
                 if m is None:

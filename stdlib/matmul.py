@@ -333,7 +333,7 @@ def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
     R > 1 needs U = 1 and one group per slab, BK = G, else R is dropped); split-K counts steps of
     ``U * R * BK`` codes."""
     bn, bk, w, *rest = PTX_MMA_GEMV_TILES[T.nbits]
-    u, r = (tuple(rest) + (1, 1)[len(rest):])[:2]
+    u, r = (*rest, 1, 1)[:2]
     bm, bk = min(_pow2_at_least(M), 8), max(16, min(bk, G, _pow2_at_least(K)))
     if bm > 1 or bk != G or u > 1:
         r = 1

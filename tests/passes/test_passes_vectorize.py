@@ -155,8 +155,8 @@ kernel t(x: f16[K] global) grid(1) {{
 
 @pytest.mark.parametrize("stop,fits", [("K - 512", True), ("K - 100", False), ("K", False)])
 def test_a_loop_stopping_a_step_early_keeps_the_next_step_in_bounds(stop, fits):
-    """A load one step ahead (``k0 + 512``, qmatmul.vm's P = 1) fits when the loop stops one step early: the
-    stop ``K - 512`` is exact (linear in the sizes), the variable a multiple of 128 below it, so
+    """A load one step ahead (``k0 + 512``: a slab prefetched in registers) fits when the loop stops one step
+    early: the stop ``K - 512`` is exact (linear in the sizes), the variable a multiple of 128 below it, so
     ``k0 <= K - 640``. A stop the step does not divide, or no early stop, proves nothing (K = 1024,
     ``range(0, 924, 512)`` reaches k0 = 512, whose next step 1024 is past K)."""
     k = vm.compile_source(f"""

@@ -374,8 +374,9 @@ def test_backend_choice_follows_the_measurements(monkeypatch):
 
 
 def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
-    """A width listed in ``PTX_MMA_GEMV_TILES`` (int 2-6 and 8 bits by default: measured faster than the FMA GEMV) runs its
-    M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the reference."""
+    """A width listed in ``PTX_MMA_GEMV_TILES`` (int 2-6 and 8 bits by default: measured faster than the FMA
+    GEMV) runs its M = 1 GEMV on ptx as the exact dot with one row (the few-row mma), and agrees with the
+    reference."""
     if backend != "ptx":
         pytest.skip("the tensor-core GEMV is the ptx backend's")
     monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {2: (64, 128, 4), 4: (32, 128, 2, 2), 3: (32, 128, 1, 1, 4),
