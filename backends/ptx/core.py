@@ -338,8 +338,12 @@ class Lowerer:
         return p
 
     def barrier(self):
+        """``bar.sync 0``: every thread of the block reaches the same barrier instruction (``.aligned``). The
+        call is ``convergent``: LLVM then never moves or duplicates it into code that only some threads run
+        (jump threading once copied it into both arms of a ``tid < n`` branch: warps split across the two
+        copies waited for each other forever)."""
         asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "bar.sync 0;", "~{memory}", side_effect=True)
-        self.b.call(asm, [])
+        self.b.call(asm, [], attrs=("convergent",))
 
     # -- emitting ------------------------------------------------------------------------------
     def run_block(self, block: N.Block):

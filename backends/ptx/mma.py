@@ -267,7 +267,7 @@ def _ldsm(lw, addr, n: int, trans: bool) -> list:
     asm = f"ldmatrix.sync.aligned.m8n8.x{n}{tr}.shared.b16 {{{outs}}}, [${n}];"
     st = ir.LiteralStructType([I32] * n)
     fn = ir.InlineAsm(ir.FunctionType(st, [I32]), asm, ",".join(["=r"] * n) + ",r,~{memory}", side_effect=True)
-    r = b.call(fn, [addr])
+    r = b.call(fn, [addr], attrs=("convergent",))      # warp-collective: never made control-dependent
     return [b.extract_value(r, k) for k in range(n)]
 
 
@@ -278,7 +278,7 @@ def _mma(b, dt, a, bb, c) -> list:
     st = ir.LiteralStructType([F32] * 4)
     fn = ir.InlineAsm(ir.FunctionType(st, [I32] * 6 + [F32] * 4), asm, "=f,=f,=f,=f," + "r," * 6 + "f,f,f,f",
                       side_effect=False)
-    r = b.call(fn, list(a) + list(bb) + list(c))
+    r = b.call(fn, list(a) + list(bb) + list(c), attrs=("convergent",))   # warp-collective, like ldmatrix
     return [b.extract_value(r, k) for k in range(4)]
 
 

@@ -1,6 +1,7 @@
 """Every fuzz-generated kernel compiles through the PTX backend to PTX that ``ptxas`` accepts for sm_90 and
 sm_80 -- on a CPU machine (issue 8, CI). The same random-kernel strategy as tests/fuzz (a fixed-seed,
-derandomized campaign); running the kernels against the VM needs a GPU: tests/fuzz with ``--backend ptx``."""
+derandomized campaign), with every block barrier where all threads reach it (test_ptx_barriers.py); running
+the kernels against the VM needs a GPU: tests/fuzz with ``--backend ptx``."""
 from __future__ import annotations
 
 import importlib
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from fuzz.runner import GeneratorBug, compile_case
 from fuzz.strategies import cases
+from ptx_support import barriers_under_thread_branches
 
 toolchain = importlib.import_module("vmlang.backends.ptx.toolchain")
 launch = importlib.import_module("vmlang.backends.ptx.launch")
@@ -38,6 +40,7 @@ def test_fuzz_kernels_assemble(arch):
         _, module, _ = launch.lower_program(kernel, None, arch)
         ptx = toolchain.to_ptx(str(module), arch)
         assert f".target {arch}" in ptx
+        assert barriers_under_thread_branches(ptx) == [], kernel.name   # every thread reaches each barrier
         toolchain.ptxas_check(ptx, arch)
         assembled.append(kernel.name)
 
