@@ -296,6 +296,11 @@ class _Infer(DotRules):
         return None
 
     def pullback(self, ins, L):
+        """The operand layout that gives shape instruction ``ins`` the register layout ``L`` at no cost, or
+        None (also where ``L`` is a shared tile's memory layout: a shape instruction of a shared tile
+        reads it into registers, in the operand's own layout)."""
+        if not isinstance(L, TVLayout):
+            return None
         xs, os_ = ins.x.shape, ins.out.shape
         if isinstance(ins, (N.ExpandDims, N.Reshape)):
             return TM.carry(L, TM.inverse(TM.reshape_map(xs, os_)), xs)

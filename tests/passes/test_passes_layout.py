@@ -159,6 +159,29 @@ kernel shapes(x: f32[M, N] global, y: f32[N, M] global, z: f32[M] global) grid(1
     assert all(p.facts[r].free for r in instrs(p.kernel, N.Reshape))
 
 
+def test_shape_instructions_of_a_shared_tile():
+    """A broadcast (and the expand_dims under it) of a shared tile: the result's layout is a memory layout,
+    not a thread-value one, so there is nothing to pull back to the operand -- layout inference once raised
+    IndexError here (random fuzz campaign, 2026-12-06). The kernel lays out, and the VM runs it."""
+    src = """
+kernel k(x: f32[M, N] global, o: f32[P1, P2] global) grid(cdiv(N, 4), cdiv(M, 4)) {
+    c0 = block.x * 4;
+    t = load(x[block.y * 4 : +4, c0 : +4]);
+    s: shared = cast(zeros(f32, [4]), f32);
+    store(o[block.y * 4 : +4, c0 : +4], where(c0 > 1, s, t));
+}"""
+    k = vm.compile_source(src)
+    check_contract(pipeline(k))
+    x = np.arange(1, 52, dtype=np.float32).reshape(3, 17)
+    o = np.full((4, 20), 7.0, np.float32)
+    vm.backend("numpy").compile(k)(x, o)
+    want = np.full((4, 20), 7.0, np.float32)
+    want[:3, :4] = x[:, :4]                                  # block.x == 0 keeps t; every later block writes s
+    want[:4, 4:20] = 0.0
+    want[3, :4] = 0.0                                        # row 3 is past M: t reads 0 there
+    np.testing.assert_array_equal(o, want)
+
+
 def test_user_layouts_are_honoured():
     src = """
 kernel annotated(x: f16[N] global, y: f16[N] global, z: f16[N] global) grid(1) warps(4) {
