@@ -24,7 +24,7 @@ instruction, the sign bits of the word's four codes flipped first by one ``xor``
 w' = w ^ 0x80808080 = 0x007F81FF, ``prmt(w', 0x64646464, 0x4240)`` = 0x647F64FF (lanes 1279, 1151) less
 1152 -> (127, -1).
 
-**Small floats** (the fields moved as :func:`.convert._decode_into_body` moves them, two at once): a
+**Small floats** (the fields moved as :func:`.floatfmt.decode_into_body` moves them, two at once): a
 shift ``x`` puts each code's sign at its lane's bit 15 (``prmt`` for bytes), ``(x & mag) >> (Et - E)``
 puts exponent and mantissa at the top of the lane's mantissa, one ``lop3`` adds the signs, and one
 exact ``mul.f16x2`` by ``2**(Bt - B)`` gives the values (zero, negative zero and subnormals included):
@@ -166,7 +166,7 @@ def lanes_for(src, dst, saturate: bool = False) -> Lanes | None:
 
 # ----------------------------------------------------------------------------------- instructions
 def _c(v: int) -> ir.Constant:
-    return C._i32(v)
+    return C.i32(v)
 
 
 def _shift(b, x, k: int):

@@ -34,6 +34,7 @@ llvm = pytest.importorskip("llvmlite.binding")
 from llvmlite import ir
 
 from vmlang.backends.ptx import convert as C
+from vmlang.backends.ptx import floatfmt as FF
 from host_jit import Engine, counted_loop
 from ptx_support import ADDRESS_OPS, entry_instructions, thread_kernel
 
@@ -493,15 +494,15 @@ def test_decode_into_every_format():
     cases = []
     for dt in DTYPES:
         for t, npt in _DECODE_TARGETS:
-            if C._decodes_exactly_into(dt, t):
+            if FF.decodes_exactly_into(dt, t):
                 name = f"d_{dt.name}_{npt.__name__}"
-                _loop_typed(mod, name, I8, t, lambda b, x, dt=dt, t=t: C._decode_into_body(dt, t)(b, x))
+                _loop_typed(mod, name, I8, t, lambda b, x, dt=dt, t=t: FF.decode_into_body(dt, t)(b, x))
                 cases.append((dt, npt, name))
     assert {(dt.name, npt) for dt, npt, _ in cases} >= {("float4_e2m1", np.float16), ("float8_e4m3", np.float16),
                                                         ("float8_e5m2", np.float16), ("float8_e5m2", np.float32),
                                                         ("float6_e3m2", np.float32), ("float7_e1m5", np.float32)}
-    assert not C._decodes_exactly_into(D.float7_e5m1, ir.HalfType())     # 2**16 overflows float16
-    assert not C._decodes_exactly_into(D.float8_e8m0, ir.FloatType())    # no zero, no subnormals
+    assert not FF.decodes_exactly_into(D.float7_e5m1, ir.HalfType())     # 2**16 overflows float16
+    assert not FF.decodes_exactly_into(D.float8_e8m0, ir.FloatType())    # no zero, no subnormals
     jit = Jitted(mod)
     for dt, npt, name in cases:
         codes = np.arange(1 << dt.nbits, dtype=np.uint8)

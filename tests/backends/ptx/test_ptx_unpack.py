@@ -25,6 +25,7 @@ llvm = pytest.importorskip("llvmlite.binding")
 from llvmlite import ir
 
 from vmlang.backends.ptx import convert as C
+from vmlang.backends.ptx import floatfmt as FF
 from vmlang.backends.ptx import unpack as U
 from vmlang.backends.ptx import vector as V
 from vmlang.backends.ptx.core import Packed, from_code
@@ -84,7 +85,7 @@ def test_which_casts_pair_up():
     assert U.lanes_for(D.float6_e3m2, D.float16) is not None and 16 % 6   # fits, but never 16 bits apart
     for dt in CODES:      # the f16 lanes are a subset of what the per-code decoding handles exactly
         if U._float_fits(dt, U.F16_LANES):
-            assert C._decodes_exactly_into(dt, ir.HalfType())
+            assert FF.decodes_exactly_into(dt, ir.HalfType())
 
 
 # ----------------------------------------------------------------------------------- JIT on the host
