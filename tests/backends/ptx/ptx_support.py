@@ -48,7 +48,7 @@ def entry_instructions(ptx: str, name: str) -> list[str]:
     return [s for s in lines if s and not s.startswith((".", "//", "$", "{", "}"))]
 
 
-_REG = re.compile(r"%[a-z]+\d*|%tid\.[xyz]|%laneid")
+_REG = re.compile(r"%tid\.[xyz]|%laneid|%warpid|%[a-z]+\d*")
 _BARRIER = ("bar.sync", "barrier.sync", "bar.arrive", "bar.red", "barrier.red")
 
 
@@ -61,7 +61,7 @@ def _statements(line: str) -> list[str]:
 def thread_dependent(ptx: str) -> set[str]:
     """The registers (and predicates) whose value may differ between the threads of a block: computed,
     directly or through any chain of instructions (loads included, to a fixed point across loops), from
-    ``%tid`` or ``%laneid``. A branch on one of them sends the block's threads different ways."""
+    ``%tid``, ``%laneid`` or ``%warpid``. A branch on one of them sends the block's threads different ways."""
     stmts = [s for line in ptx.splitlines() for s in _statements(line)]
     tainted: set[str] = set()
     changed = True
@@ -77,7 +77,7 @@ def thread_dependent(ptx: str) -> set[str]:
                 dest, _, srcs = args.partition("}")
             outs = set(_REG.findall(dest))
             ins = set(_REG.findall(srcs)) | set(_REG.findall(guard))
-            if any(r.startswith(("%tid", "%laneid")) or r in tainted for r in ins) and not outs <= tainted:
+            if any(r.startswith(("%tid", "%laneid", "%warpid")) or r in tainted for r in ins) and not outs <= tainted:
                 tainted |= outs
                 changed = True
     return tainted
