@@ -82,10 +82,12 @@ def _copy_shared(lw, src: SharedTile, dst: SharedTile, shape):
 
 @lower(N.For)
 def _for(lw, i):
+    from . import prefetch
     from .pipeline import try_pipeline
     if try_pipeline(lw, i):        # cp.async loads of the body in S stage buffers (pipeline.py)
         return
-    emit_for(lw, i)
+    loads = prefetch.plan(lw, i)   # the next iteration's lines to L2 (option l2_prefetch, prefetch.py)
+    emit_for(lw, i, enter=(lambda var, _state: prefetch.issue(lw, i, loads, var)) if loads else None)
 
 
 def emit_for(lw, i, body: N.Block | None = None, state=(), advance=None, enter=None):

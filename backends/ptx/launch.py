@@ -102,8 +102,9 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     """(program, llvmlite module, lowerer) for ``kernel``.
 
     ``options`` may set ``pipeline_stages`` (2 or more; 0 or 1: no software pipelining of cp.async loads,
-    see :mod:`.pipeline`). When a pipelined kernel needs more dynamic shared memory than the architecture
-    has, it is lowered again without pipelining (the loads then stage one buffer per tile)."""
+    see :mod:`.pipeline`) and ``l2_prefetch`` (the tensors whose loads in a loop are prefetched to L2 one
+    iteration ahead, :mod:`.prefetch`). When a pipelined kernel needs more dynamic shared memory than the architecture has,
+    it is lowered again without pipelining (the loads then stage one buffer per tile)."""
     from vmlang.passes import pipeline
     from . import rules  # noqa: F401  (registers every rule)
     from .pipeline import DEFAULT_SHARED_LIMIT, SHARED_LIMIT, STAGES
@@ -111,11 +112,12 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     stages = _option(options, "pipeline_stages", STAGES)
     lw = Lowerer(program, arch or "sm_90")
     lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
+    lw.l2_prefetch = _names(options, "l2_prefetch")
     module = lw.finish()
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
     if lw.shared_max > limit and any("for loop pipelined:" in t for _, t in getattr(lw, "pipeline_notes", ())):
         lw = Lowerer(program, arch or "sm_90")
-        lw.pipeline_off = True
+        lw.pipeline_off, lw.l2_prefetch = True, _names(options, "l2_prefetch")
         module = lw.finish()
         lw.pipeline_notes = [(None, f"not pipelined: with pipelining the kernel needs more than the {limit} "
                                     f"bytes of shared memory of {lw.arch}")] + getattr(lw, "pipeline_notes", [])
@@ -127,6 +129,14 @@ def _option(options, name: str, default):
         return default
     v = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
     return default if v is None else int(v)
+
+
+def _names(options, name: str) -> str:
+    """A comma-separated names option (``""`` when absent)."""
+    if options is None:
+        return ""
+    v = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
+    return v or ""
 
 
 def lowering_report(program, lw) -> str:

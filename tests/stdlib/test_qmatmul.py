@@ -397,6 +397,23 @@ def test_ptx_tensor_core_gemv_route(backend, monkeypatch):
         check(x, qw, y, f"{qw} mma GEMV")
 
 
+def test_ptx_gemv_with_l2_prefetch(backend, monkeypatch):
+    """``VMLANG_L2_PREFETCH=w,s`` (backends/ptx/prefetch.py): the tensor-core GEMV prefetches each step's
+    next codes and scales to L2 and still agrees with the reference -- edges in N and K, the last step past
+    K, a one-step K."""
+    if backend != "ptx":
+        pytest.skip("l2_prefetch is the ptx backend's")
+    from vmlang.stdlib.kernels import kernel
+    monkeypatch.setenv("VMLANG_L2_PREFETCH", "w,s")
+    rng = np.random.default_rng(78)
+    for dt, N, K in ((D.int2, 100, 1000), (D.int2, 17, 2048), (D.int4, 33, 1152), (D.int3, 5, 128)):
+        qw = make_weight(rng, "int", dt, N, K, 128)
+        x = make_x(rng, 1, K, "torch-f16")
+        check(x, qw, QM.qmatmul(x, qw, backend="ptx"), f"{qw} mma GEMV, L2 prefetch")
+    ptxs = [c.ptx for c in kernel("qmatmul")._compiled.values() if hasattr(c, "ptx")]
+    assert any("prefetch.global.L2" in t for t in ptxs)
+
+
 @pytest.mark.parametrize("path", ["gemv", "dot"])
 def test_split_k_adds_up_the_splits(path, backend, monkeypatch):
     """KS > 1 (split-K): block z sums the slabs z, z + KS, ... into its own f32 partial, the caller adds the

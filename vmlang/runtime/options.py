@@ -10,7 +10,9 @@ Environment variables are documented overrides of the defaults, read once by :me
 - ``VMLANG_BACKEND``: the default backend (else triton when a CUDA GPU and triton are present, else numpy);
 - ``VMLANG_CACHE_DIR``: the on-disk cache folder (default ``~/.cache/vmlang``);
 - ``VMLANG_CACHE=0``: do not read or write the on-disk cache;
-- ``VMLANG_PROGRESS=1``/``0``: force the progress display on or off (default: on when stderr is a terminal).
+- ``VMLANG_PROGRESS=1``/``0``: force the progress display on or off (default: on when stderr is a terminal);
+- ``VMLANG_L2_PREFETCH=w,s``: the global tensors whose loads in a loop the ptx backend prefetches to L2
+  one iteration ahead (``*``: all; :attr:`CompileOptions.l2_prefetch`).
 """
 from __future__ import annotations
 
@@ -33,13 +35,18 @@ class CompileOptions:
     arch: str | None = None
     #: keep extra checks and debug information in generated code
     debug: bool = False
+    #: ptx: the global tensors (parameter names, comma-separated; ``*``: all) whose loads in a loop are
+    #: prefetched to L2 one iteration ahead (``prefetch.global.L2`` at the top of each iteration: no
+    #: registers, no waiting; ``vmlang.backends.ptx.prefetch``). Empty by default until measured
+    l2_prefetch: str = ""
 
     def replace(self, **changes) -> "CompileOptions":
         return dataclasses.replace(self, **changes)
 
     def key(self) -> dict:
         """The options that change generated code (part of every cache key)."""
-        return {"backend": self.backend, "specialize": self.specialize, "arch": self.arch, "debug": self.debug}
+        return {"backend": self.backend, "specialize": self.specialize, "arch": self.arch, "debug": self.debug,
+                "l2_prefetch": self.l2_prefetch}
 
     def resolved_cache_dir(self) -> str:
         return self.cache_dir or os.environ.get("VMLANG_CACHE_DIR") or \
@@ -49,6 +56,7 @@ class CompileOptions:
     def from_env(cls, **overrides) -> "CompileOptions":
         from vmlang.api import default_backend
         base = dict(backend=default_backend(),
-                    disk_cache=os.environ.get("VMLANG_CACHE", "1") not in ("0", "false", "no"))
+                    disk_cache=os.environ.get("VMLANG_CACHE", "1") not in ("0", "false", "no"),
+                    l2_prefetch=os.environ.get("VMLANG_L2_PREFETCH", ""))
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
