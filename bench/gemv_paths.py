@@ -7,7 +7,9 @@ For each format and each path spec, ``qmatmul(x, qw, backend=...)`` at M = 1 is 
 * ``mma:BN:BK:W[:U[:R]]``: the tensor-core GEMV (the exact few-row dot) at that tile, ``U`` slabs per
   iteration, ``R`` groups per iteration as the dot's rows (qmatmul.vm; defaults 1, 1), split-K by the
   stdlib's rule;
-* ``fma:BN:BK:W:C``: the FMA GEMV at that tile (``PTX_GEMV_TILES``' entry for the width replaced).
+* ``fma:BN:BK:W:C``: the FMA GEMV at that tile (``PTX_GEMV_TILES``' entry for the width replaced);
+* any of them with ``+l2``: compiled with ``l2_prefetch="w,s"`` (``VMLANG_L2_PREFETCH`` for that path: each
+  step prefetches the next step's codes and scales to L2, backends/ptx/prefetch.py).
 
 Timing, rotation and the byte count are bench/qmatmul.py's (torch profiler GPU time per call, weight copies
 beyond the L2, ``%copy`` = (codes + scales + x + y bytes) / time / measured copy bandwidth); rel.err is
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import pathlib
 import sys
 
@@ -47,6 +50,7 @@ def run(args) -> list[dict]:
           f"split-K until {blocks} blocks\n\n"
           "| weight [N x K] | format | path | µs | % copy BW | rel. error |\n|---|---|---|---|---|---|")
     saved, saved_fma, saved_blocks = dict(MM.PTX_MMA_GEMV_TILES), dict(MM.PTX_GEMV_TILES), MM.PTX_GEMV_MIN_BLOCKS
+    saved_env = os.environ.get("VMLANG_L2_PREFETCH")
     MM.PTX_GEMV_MIN_BLOCKS = blocks
     rows = []
     try:
@@ -59,7 +63,11 @@ def run(args) -> list[dict]:
             for path in args.paths:
                 MM.PTX_MMA_GEMV_TILES.clear()
                 MM.PTX_GEMV_TILES.update(saved_fma)
-                kind, *tile = path.split(":")
+                spec, l2 = (path[:-3], True) if path.endswith("+l2") else (path, False)
+                os.environ.pop("VMLANG_L2_PREFETCH", None)
+                if l2:
+                    os.environ["VMLANG_L2_PREFETCH"] = "w,s"
+                kind, *tile = spec.split(":")
                 if kind == "default":
                     MM.PTX_MMA_GEMV_TILES.update(saved)
                 elif kind == "mma":
@@ -75,6 +83,10 @@ def run(args) -> list[dict]:
                 print(f"| {N}x{K} | {fmt} | {path} | {t:.1f} | {100 * r['copy']:.0f}% | {r['err']:.1e} |", flush=True)
             del copies, one
     finally:
+        if saved_env is None:
+            os.environ.pop("VMLANG_L2_PREFETCH", None)
+        else:
+            os.environ["VMLANG_L2_PREFETCH"] = saved_env
         MM.PTX_MMA_GEMV_TILES.clear()
         MM.PTX_MMA_GEMV_TILES.update(saved)
         MM.PTX_GEMV_TILES.update(saved_fma)

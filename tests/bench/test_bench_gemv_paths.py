@@ -2,6 +2,7 @@
 path is the same kernel) and prints one row per (format, path) with a small error against the float64
 reference, leaving the stdlib's tensor-core table as it found it. Timings come from the GPU runs in
 bench/RESULTS.md."""
+import os
 import pathlib
 import runpy
 
@@ -15,10 +16,10 @@ def test_smoke_run_prints_a_row_per_format_and_path(capsys):
     from vmlang.stdlib import matmul as MM
     before = dict(MM.PTX_MMA_GEMV_TILES)
     bench = runpy.run_path(str(ROOT / "bench" / "gemv_paths.py"))
-    assert bench["main"](["--smoke", "--formats", "int3,int5", "--paths", "default,fma,mma:32:128:1"]) == 0
+    paths = ("default", "fma", "mma:32:128:1", "default+l2")
+    assert bench["main"](["--smoke", "--formats", "int3,int5", "--paths", ",".join(paths)]) == 0
     rows = [ln.split("|") for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 24x256")]
-    assert [(r[2].strip(), r[3].strip()) for r in rows] == [
-        (f, p) for f in ("int3", "int5") for p in ("default", "fma", "mma:32:128:1")]
+    assert [(r[2].strip(), r[3].strip()) for r in rows] == [(f, p) for f in ("int3", "int5") for p in paths]
     for r in rows:
         assert 0 < float(r[6]) < 2e-3, r
-    assert MM.PTX_MMA_GEMV_TILES == before
+    assert MM.PTX_MMA_GEMV_TILES == before and "VMLANG_L2_PREFETCH" not in os.environ
