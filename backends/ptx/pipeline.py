@@ -162,7 +162,8 @@ def index_slice(loop: N.For, load: N.Load):
     return tuple(ins for ins in loop.body.instrs if id(ins) in need), on_var
 
 
-def _writes_global(block: N.Block) -> bool:
+def writes_global(block: N.Block) -> bool:
+    """Whether ``block`` (nested blocks included) stores to global memory (``store``, ``atomic_add``)."""
     return any(isinstance(ins, (N.Store, N.AtomicAdd)) for ins in N.walk(block))
 
 
@@ -171,7 +172,7 @@ def plan_loop(lw, loop: N.For):
     from .async_copy import copy_plan
     if getattr(lw, "pipeline_off", False):
         return None, "pipelining is off"
-    if _writes_global(loop.body):
+    if writes_global(loop.body):
         return None, "the loop body writes global memory"
     for ins in loop.body.instrs:            # the fill constants copy_plan asks about (the Const rule's fact)
         if isinstance(ins, N.Const):

@@ -45,9 +45,9 @@ LINE = 128
 
 def plan(lw, loop: N.For) -> list:
     """``[(load, slice instructions)]`` whose next iteration's lines are prefetched (empty: none)."""
-    from .pipeline import _writes_global, index_slice
+    from .pipeline import index_slice, writes_global
     names = {n.strip() for n in (getattr(lw, "l2_prefetch", "") or "").split(",") if n.strip()}
-    if not names or _writes_global(loop.body):
+    if not names or writes_global(loop.body):
         return []
     out = []
     for ins in loop.body.instrs:
