@@ -14,6 +14,7 @@ from vmlang.runtime.args import (Binding, bind_args, scalar_bits, storage_stride
                                  written_params)
 
 from .core import Lowerer, _symbol, signature
+from .ptx_check import barriers_under_thread_branches
 
 PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
 
@@ -152,6 +153,11 @@ def compile(kernel: N.Kernel, options=None) -> CompiledKernel:  # noqa: A001 - b
     program, module, lw = lower_program(kernel, options, arch)
     text = str(module)
     ptx = to_ptx(text, arch)
+    hung = barriers_under_thread_branches(ptx)
+    if hung:      # a compiler bug: the block would never finish on the GPU
+        raise BackendError(f"ptx: internal error: kernel {kernel.name} has a barrier that only some threads "
+                           f"reach ({hung[0]}); it would hang the GPU. Please report it with the kernel",
+                           getattr(kernel, "loc", None))
     return CompiledKernel(kernel, ptx, text, lw.shared_max, lowering_report(program, lw), options)
 
 

@@ -17,6 +17,10 @@ launch = importlib.import_module("vmlang.backends.ptx.launch")
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
+# the PTX scan for barriers only some threads reach (the backend runs it on every kernel it compiles)
+thread_dependent = importlib.import_module("vmlang.backends.ptx.ptx_check").thread_dependent
+barriers_under_thread_branches = importlib.import_module("vmlang.backends.ptx.ptx_check").barriers_under_thread_branches
+
 needs_nvptx = pytest.mark.skipif(not toolchain.nvptx_available(), reason="this llvmlite has no NVPTX target")
 needs_ptxas = pytest.mark.skipif(not (toolchain.nvptx_available() and toolchain.ptxas_available()),
                                  reason="needs llvmlite's NVPTX target and ptxas (CUDA toolkit)")
@@ -47,63 +51,3 @@ def entry_instructions(ptx: str, name: str) -> list[str]:
     lines = (s.strip() for s in m.group(1).splitlines())
     return [s for s in lines if s and not s.startswith((".", "//", "$", "{", "}"))]
 
-
-_REG = re.compile(r"%tid\.[xyz]|%laneid|%warpid|%[a-z]+\d*")
-_BARRIER = ("bar.sync", "barrier.sync", "bar.arrive", "bar.red", "barrier.red")
-
-
-def _statements(line: str) -> list[str]:
-    """The PTX statements of one line (an inline-asm ``{ ...; ...; }`` line holds several)."""
-    body = line.split("//", 1)[0].strip().strip("{}").strip()
-    return [s.strip() for s in body.split(";") if s.strip() and not s.strip().startswith(".reg")]
-
-
-def thread_dependent(ptx: str) -> set[str]:
-    """The registers (and predicates) whose value may differ between the threads of a block: computed,
-    directly or through any chain of instructions (loads included, to a fixed point across loops), from
-    ``%tid``, ``%laneid`` or ``%warpid``. A branch on one of them sends the block's threads different ways."""
-    stmts = [s for line in ptx.splitlines() for s in _statements(line)]
-    tainted: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for s in stmts:
-            guard, _, rest = s.partition(" ") if s.startswith("@") else ("", "", s)
-            op, _, args = rest.partition(" ")
-            if not args or op.startswith(("bra", "ret", "st.", "bar", "barrier")):
-                continue
-            dest, _, srcs = args.partition(",")
-            if dest.strip().startswith("{"):                  # a vector destination {%r1, %r2}
-                dest, _, srcs = args.partition("}")
-            outs = set(_REG.findall(dest))
-            ins = set(_REG.findall(srcs)) | set(_REG.findall(guard))
-            if any(r.startswith(("%tid", "%laneid", "%warpid")) or r in tainted for r in ins) and not outs <= tainted:
-                tainted |= outs
-                changed = True
-    return tainted
-
-
-def barriers_under_thread_branches(ptx: str) -> list[str]:
-    """``bar.sync`` (and the other CTA barriers) that only some threads can reach: inside the code a forward
-    ``@%p bra`` skips on a thread-dependent predicate (:func:`thread_dependent`), or in the other arm that a
-    ``bra.uni`` at the end of that code jumps over. ``bar.sync`` is ``.aligned``: every thread of the block
-    must run the same instruction, or the block waits forever. Each hit is ``"label: instruction"``."""
-    lines = [l.split("//", 1)[0].strip() for l in ptx.splitlines()]
-    where = {l[:-1]: i for i, l in enumerate(lines) if l.endswith(":") and l.startswith("$")}
-    tainted = thread_dependent(ptx)
-    hits = []
-    for i, l in enumerate(lines):
-        m = re.match(r"@!?(%p\d+)\s+bra(?:\.uni)?\s+(\$\w+);", l)
-        if not m or m.group(1) not in tainted or where.get(m.group(2), -1) <= i:
-            continue
-        end = where[m.group(2)]
-        arms = [(i + 1, end)]
-        j = end - 1
-        while j > i and not lines[j]:
-            j -= 1
-        e = re.match(r"bra(?:\.uni)?\s+(\$\w+);", lines[j])
-        if e and where.get(e.group(1), -1) > end:         # if / else: the jump over the other arm
-            arms.append((end + 1, where[e.group(1)]))
-        for a, b in arms:
-            hits += [f"{m.group(2)}: {lines[k]}" for k in range(a, b) if lines[k].startswith(_BARRIER)]
-    return hits

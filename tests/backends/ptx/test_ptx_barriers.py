@@ -7,7 +7,8 @@ barrier pair into one branch and duplicated the barriers into both arms; the 128
 two copies and the block never finished (tests/backends/numpy/test_vm_semantics.py's
 ``test_dot_f16_is_exact_even_with_cancellation`` and ``test_lookup_by_signed_sub_byte_codes_uses_the_raw_codes``
 hung with ``--backend ptx``). The barrier (and the warp-collective ``ldmatrix`` / ``mma.sync``) calls are
-now ``convergent``, which forbids that."""
+now ``convergent``, which forbids that, and the backend scans every kernel's PTX for such barriers
+(backends/ptx/ptx_check.py): one would be a compile-time error."""
 from __future__ import annotations
 
 import pathlib
@@ -80,3 +81,15 @@ def test_every_example_keeps_its_barriers_out_of_thread_branches(path: pathlib.P
     for name in vm.api.kernel_names(path.read_text(), str(path)):
         _, ptx = _ptx(vm.compile_file(path, {}, kernel=name))
         assert barriers_under_thread_branches(ptx) == [], name
+
+
+def test_compile_refuses_ptx_with_a_barrier_only_some_threads_reach(monkeypatch):
+    """The backend scans every kernel's PTX: PTX shaped like the one that hung (here substituted for the
+    real one) is a clear compile-time error naming the kernel and the barrier, not a GPU that never
+    returns."""
+    kernel = vm.compile_source(HUNG["dot_1x1x3"], "dot_1x1x3.vm")
+    real = toolchain.to_ptx
+    monkeypatch.setattr(toolchain, "to_ptx", lambda text, arch: real(text, arch) + HUNG_SHAPE)
+    with pytest.raises(vm.BackendError, match=r"kernel k has a barrier that only some threads reach "
+                                              r"\(\$L__BB0_2: bar\.sync 0;\); it would hang the GPU"):
+        launch.compile(kernel, None)
