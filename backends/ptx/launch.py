@@ -167,6 +167,8 @@ def load(kernel: N.Kernel, files: dict, options=None) -> CompiledKernel:
     ptx, ll, meta = files.get(PTX_FILE), files.get(LL_FILE), files.get(META_FILE)
     if not isinstance(ptx, str) or f".entry {_symbol(kernel.name)}" not in ptx or not isinstance(meta, str):
         raise BackendError(f"cached files do not hold the PTX of {kernel.name}")
+    if barriers_under_thread_branches(ptx):     # made by a compiler before the barrier fix: recompiled
+        raise BackendError(f"cached PTX of {kernel.name} has a barrier that only some threads reach")
     try:
         m = json.loads(meta)
         return CompiledKernel(kernel, ptx, ll or "", int(m["shared_bytes"]), m.get("report", ""), options)

@@ -93,3 +93,15 @@ def test_compile_refuses_ptx_with_a_barrier_only_some_threads_reach(monkeypatch)
     with pytest.raises(vm.BackendError, match=r"kernel k has a barrier that only some threads reach "
                                               r"\(\$L__BB0_2: bar\.sync 0;\); it would hang the GPU"):
         launch.compile(kernel, None)
+
+
+def test_a_cached_kernel_with_such_a_barrier_is_not_trusted():
+    """A disk-cache entry made before the fix (same vmlang version, so the same key) is refused when it
+    loads; the runtime then recompiles and replaces it (tests/runtime/test_cache.py: corrupt entries)."""
+    kernel = vm.compile_source(HUNG["dot_1x1x3"], "dot_1x1x3.vm")
+    good = launch.compile(kernel, None)
+    files = dict(good.files)
+    assert launch.load(kernel, files).ptx == good.ptx
+    files[launch.PTX_FILE] = good.ptx + HUNG_SHAPE
+    with pytest.raises(vm.BackendError, match="barrier that only some threads reach"):
+        launch.load(kernel, files)
