@@ -24,6 +24,12 @@ def generate_source(kernel, options=None) -> str:
 from . import toolchain as _toolchain_module  # noqa: E402,F401  (loaded first: the name below stays the function)
 
 
+#: the lowering's revision, part of every cached kernel's key (:func:`toolchain`): raised when generated code
+#: changes in a way an older cache entry must not survive -- 2: barriers are ``convergent`` (an entry from
+#: before could hold PTX that hangs the GPU, under the same vmlang version)
+LOWERING_REVISION = 2
+
+
 def toolchain() -> dict[str, str]:
     import llvmlite
-    return {"llvmlite": llvmlite.__version__}
+    return {"llvmlite": llvmlite.__version__, "lowering": str(LOWERING_REVISION)}

@@ -14,7 +14,6 @@ from vmlang.runtime.args import (Binding, bind_args, scalar_bits, storage_stride
                                  written_params)
 
 from .core import Lowerer, _symbol, signature
-from .ptx_check import barriers_under_thread_branches
 
 PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
 
@@ -153,11 +152,6 @@ def compile(kernel: N.Kernel, options=None) -> CompiledKernel:  # noqa: A001 - b
     program, module, lw = lower_program(kernel, options, arch)
     text = str(module)
     ptx = to_ptx(text, arch)
-    hung = barriers_under_thread_branches(ptx)
-    if hung:      # a compiler bug: the block would never finish on the GPU
-        raise BackendError(f"ptx: internal error: kernel {kernel.name} has a barrier that only some threads "
-                           f"reach ({hung[0]}); it would hang the GPU. Please report it with the kernel",
-                           getattr(kernel, "loc", None))
     return CompiledKernel(kernel, ptx, text, lw.shared_max, lowering_report(program, lw), options)
 
 
@@ -167,8 +161,6 @@ def load(kernel: N.Kernel, files: dict, options=None) -> CompiledKernel:
     ptx, ll, meta = files.get(PTX_FILE), files.get(LL_FILE), files.get(META_FILE)
     if not isinstance(ptx, str) or f".entry {_symbol(kernel.name)}" not in ptx or not isinstance(meta, str):
         raise BackendError(f"cached files do not hold the PTX of {kernel.name}")
-    if barriers_under_thread_branches(ptx):     # made by a compiler before the barrier fix: recompiled
-        raise BackendError(f"cached PTX of {kernel.name} has a barrier that only some threads reach")
     try:
         m = json.loads(meta)
         return CompiledKernel(kernel, ptx, ll or "", int(m["shared_bytes"]), m.get("report", ""), options)
