@@ -103,8 +103,8 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
 
     ``options`` may set ``pipeline_stages`` (2 or more; 0 or 1: no software pipelining of cp.async loads,
     see :mod:`.pipeline`) and ``l2_prefetch`` (the tensors whose loads in a loop are prefetched to L2 one
-    iteration ahead, :mod:`.prefetch`). When a pipelined kernel needs more dynamic shared memory than the architecture has,
-    it is lowered again without pipelining (the loads then stage one buffer per tile)."""
+    iteration ahead, :mod:`.prefetch`). When a pipelined kernel needs more dynamic shared memory than the
+    architecture has, it is lowered again without pipelining (the loads then stage one buffer per tile)."""
     from vmlang.passes import pipeline
     from . import rules  # noqa: F401  (registers every rule)
     from .pipeline import DEFAULT_SHARED_LIMIT, SHARED_LIMIT, STAGES
