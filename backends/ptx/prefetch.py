@@ -15,24 +15,25 @@ condition of :func:`.pipeline.index_slice`), in a loop that writes no global mem
 ``cp.async`` pipeline (:mod:`.pipeline`) did not take.
 
 **Which lines.** A load of ``src[a0 : +R0, ..., c0 : +L]`` reads, per row (one position of the leading
-axes), the bytes ``[lo, hi)`` of ``c0 * bits / 8`` up to ``(c0 + L) * bits / 8`` rounded out. Where ``c0 * bits / 8`` is known to be a multiple of 128
-(:class:`~vmlang.passes.scalars.ScalarFacts`) those are ``ceil(L * bits / 1024)`` whole lines, reached at
-``lo + 128 s`` (each predicated on lying below ``hi``); otherwise at most ``n = ceil(L * bits / 8) + 1``
-bytes on ``ceil(n / 128) + 1`` lines, reached at ``lo + min(128 s, hi - lo - 1)``. Every address lies in
-``[lo, hi)``, the row's bytes of the slice (valid memory).
-The rows times lines are dealt to the block's threads in turn: line ``j`` by thread ``j % T``. Each
-prefetch is predicated on the next iteration existing, its row lying inside the shape and ``[c0, c0 + L)``
-meeting the last axis (clipped to it): nothing outside the tensor is ever addressed. A load the vectorize
-pass proved inside the shape (its plan unmasked) is inside in every iteration, so its prefetches need only
-the next iteration's existence, and each line's offset in the row is a constant (the int2 GEMV's loop grows
-by 14 PTX instructions for its codes' and scales' prefetches).
+axes), the bytes ``[lo, hi)`` from ``c0 * bits / 8`` to ``(c0 + L) * bits / 8``, rounded out. Where
+``c0 * bits / 8`` is known to be a multiple of 128 (:class:`~vmlang.passes.scalars.ScalarFacts`), those are
+``ceil(L * bits / 1024)`` whole lines, reached at ``lo + 128 s`` (each predicated on lying below ``hi``);
+otherwise at most ``n = ceil(L * bits / 8) + 1`` bytes on ``ceil(n / 128) + 1`` lines, reached at
+``lo + min(128 s, hi - lo - 1)``. Every address lies in ``[lo, hi)``, the row's bytes of the slice (valid
+memory). The rows times lines are dealt to the block's threads in turn: line ``j`` by thread ``j % T``.
+Each prefetch is predicated on the next iteration existing, its row lying inside the shape and
+``[c0, c0 + L)`` meeting the last axis (clipped to it): nothing outside the tensor is ever addressed. A load
+the vectorize pass proved inside the shape (its plan unmasked) is inside in every iteration, so its
+prefetches need only the next iteration's existence, and each line's offset in the row is a constant (the
+int2 GEMV's loop grows by 14 PTX instructions for its codes' and scales' prefetches).
 
 Which tensors: the ``l2_prefetch`` option names them (``"w,s"``; ``"*"`` for every global tensor) -- a
 tensor every block reads (a GEMV's x) is in the L2 anyway, and each prefetch costs a few instructions.
 
 Worked example: the int2 GEMV's codes ``w[n0 : +16, k0 : +1024]``, ``k0`` a multiple of 1024 (256 bytes per
-row: 2 lines), 64 threads: 32 prefetches, one by each thread ``t < 32`` (line ``t % 2`` of row ``t // 2``); its scales ``s[n0 : +16, k0 / 128 : +8]`` (16 bytes, not known
-to be line-aligned): 2 addresses per row, 32 in all.
+row: 2 lines), 64 threads: 32 prefetches, one by each thread ``t < 32`` (line ``t % 2`` of row ``t // 2``);
+its scales ``s[n0 : +16, k0 / 128 : +8]`` (16 bytes, not known to be line-aligned): 2 addresses per row,
+32 in all.
 """
 from __future__ import annotations
 
