@@ -44,9 +44,12 @@ class CompileOptions:
         return dataclasses.replace(self, **changes)
 
     def key(self) -> dict:
-        """The options that change generated code (part of every cache key)."""
-        return {"backend": self.backend, "specialize": self.specialize, "arch": self.arch, "debug": self.debug,
-                "l2_prefetch": self.l2_prefetch}
+        """The options that change generated code (part of every cache key; ``l2_prefetch`` only when set,
+        and only for the ptx backend, the one it changes)."""
+        key = {"backend": self.backend, "specialize": self.specialize, "arch": self.arch, "debug": self.debug}
+        if self.l2_prefetch and self.backend == "ptx":
+            key["l2_prefetch"] = self.l2_prefetch
+        return key
 
     def resolved_cache_dir(self) -> str:
         return self.cache_dir or os.environ.get("VMLANG_CACHE_DIR") or \
