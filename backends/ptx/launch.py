@@ -112,31 +112,25 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     stages = _option(options, "pipeline_stages", STAGES)
     lw = Lowerer(program, arch or "sm_90")
     lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
-    lw.l2_prefetch = _names(options, "l2_prefetch")
+    prefetch = _option(options, "l2_prefetch", "", str)
+    lw.l2_prefetch = prefetch
     module = lw.finish()
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
     if lw.shared_max > limit and any("for loop pipelined:" in t for _, t in getattr(lw, "pipeline_notes", ())):
         lw = Lowerer(program, arch or "sm_90")
-        lw.pipeline_off, lw.l2_prefetch = True, _names(options, "l2_prefetch")
+        lw.pipeline_off, lw.l2_prefetch = True, prefetch
         module = lw.finish()
         lw.pipeline_notes = [(None, f"not pipelined: with pipelining the kernel needs more than the {limit} "
                                     f"bytes of shared memory of {lw.arch}")] + getattr(lw, "pipeline_notes", [])
     return program, module, lw
 
 
-def _option(options, name: str, default):
+def _option(options, name: str, default, kind=int):
+    """Option ``name`` of a dict or an options object, as ``kind`` (``default`` when absent or None)."""
     if options is None:
         return default
     v = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
-    return default if v is None else int(v)
-
-
-def _names(options, name: str) -> str:
-    """A comma-separated names option (``""`` when absent)."""
-    if options is None:
-        return ""
-    v = options.get(name) if isinstance(options, dict) else getattr(options, name, None)
-    return v or ""
+    return default if v is None else kind(v)
 
 
 def lowering_report(program, lw) -> str:

@@ -58,6 +58,7 @@ The decision is recorded in ``lw.pipeline_notes`` (the compiled kernel's report 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -205,25 +206,35 @@ def plan_loop(lw, loop: N.For):
 
 
 # ------------------------------------------------------------------------------------------ lowering
+@contextmanager
+def at_iteration(lw, loop: N.For, slice_: tuple, it):
+    """Within the block: the loop variable bound to ``it`` (an i64) and the index slice ``slice_``
+    (:func:`index_slice`'s instructions) lowered again for it, so that the loads' index values are that
+    iteration's; afterwards the bindings of the iteration being lowered, as before."""
+    saved = {v.id: lw.env.get(v.id) for v in [loop.var] + [r for x in slice_ for r in x.results]}
+    lw.env[loop.var.id] = lw.b.trunc(it, I32)
+    lw.run_block(N.Block(tuple(slice_)))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():               # the body binds its own values again
+            if v is None:
+                lw.env.pop(k, None)
+            else:
+                lw.env[k] = v
+
+
 def _issue(lw, loop: N.For, plan: LoopPlan, region: int, it, stop, stage_base) -> None:
     """The copies of iteration ``it`` (an i64) into the stage at byte ``stage_base`` of the region, with
     the index slice lowered again for ``it``; every copy is predicated on ``it < stop`` (past the end:
     nothing is read or written, whatever the addresses). Predication rather than a branch keeps the
     iteration one basic block, so ptxas may interleave these copies with the body's ldmatrix and mma."""
     from .async_copy import issue_copies
-    b = lw.b
-    exists = b.icmp_signed("<", it, b.sext(stop, I64))
-    saved = {v.id: lw.env.get(v.id) for v in [loop.var] + [r for x in plan.slice for r in x.results]}
-    lw.env[loop.var.id] = b.trunc(it, I32)
-    lw.run_block(N.Block(plan.slice))
-    for ins, cp, off in plan.loads:
-        st = StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, stage_base)
-        issue_copies(lw, ins, lw.env[ins.src.id], cp, st, pred=exists)
-    for k, v in saved.items():               # the body binds its own values again
-        if v is None:
-            lw.env.pop(k, None)
-        else:
-            lw.env[k] = v
+    exists = lw.b.icmp_signed("<", it, lw.b.sext(stop, I64))
+    with at_iteration(lw, loop, plan.slice, it):
+        for ins, cp, off in plan.loads:
+            st = StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, stage_base)
+            issue_copies(lw, ins, lw.env[ins.src.id], cp, st, pred=exists)
 
 
 def try_pipeline(lw, loop: N.For) -> bool:
@@ -274,5 +285,5 @@ def try_pipeline(lw, loop: N.For) -> bool:
     return True
 
 
-__all__ = ["try_pipeline", "plan_loop", "index_slice", "schedule", "StagedTile", "STAGES", "SHARED_LIMIT",
+__all__ = ["try_pipeline", "plan_loop", "index_slice", "at_iteration", "writes_global", "schedule", "StagedTile", "STAGES", "SHARED_LIMIT",
            "wait_count", "issued_at", "prologue_iterations"]

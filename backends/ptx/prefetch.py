@@ -41,7 +41,9 @@ from llvmlite import ir
 
 from vmlang.ir import nodes as N
 
+from . import memory as M
 from .core import GPTR, I32, I64, GlobalArg, const_i32
+from .vector import vector_plan
 
 #: bytes of a cache line
 LINE = 128
@@ -91,12 +93,8 @@ def _lines(lw, ins: N.Load, g: GlobalArg, exists) -> int:
     lo = b.udiv(b.mul(b.sext(c0, I64), nb), eight)
     # a load the vectorize pass proved inside the shape is inside in every iteration, the next one too:
     # no bounds checks, each line's offset a constant
-    from vmlang.passes.vectorize import VectorPlan
-    try:
-        vp = lw.facts.get(ins)
-    except TypeError:
-        vp = None
-    inside = isinstance(vp, VectorPlan) and not vp.masked
+    vp = vector_plan(lw, ins)
+    inside = vp is not None and not vp.masked
     if not inside:
         n_last = g.shape[-1]
         c1 = b.select(b.icmp_signed("<", b.add(c0, const_i32(length)), n_last), b.add(c0, const_i32(length)),
@@ -121,12 +119,10 @@ def _lines(lw, ins: N.Load, g: GlobalArg, exists) -> int:
                 coord = b.urem(rest, const_i32(size)) if size > 1 else const_i32(0)
                 rest = b.udiv(rest, const_i32(size)) if size > 1 else rest
                 p = b.add(lw.get(it.start), coord)
-            if not inside:
-                ok = b.and_(ok, b.and_(b.icmp_signed(">=", p, const_i32(0)), b.icmp_signed("<", p, g.shape[axis])))
             pos[axis] = p
-        row_off = ir.Constant(I64, 0)
-        for p, stride in zip(pos, g.strides):
-            row_off = b.add(row_off, b.mul(b.sext(p, I64), b.sext(stride, I64)))
+        if not inside:
+            ok = b.and_(ok, M.in_bounds(lw, g, pos))            # the leading axes (the last is cols)
+        row_off = M.row_offset(lw, g, pos + [c0])
         if bits % 8 == 0:
             row_off = b.mul(row_off, ir.Constant(I64, bits // 8))
         off = b.mul(b.zext(seg, I64), ir.Constant(I64, LINE))
@@ -144,21 +140,13 @@ def _lines(lw, ins: N.Load, g: GlobalArg, exists) -> int:
 
 def issue(lw, loop: N.For, loads: list, var) -> None:
     """At the top of iteration ``var``: prefetch the lines of iteration ``var + step``'s ``loads``."""
+    from .pipeline import at_iteration
     b = lw.b
-    step, stop = lw.get(loop.step), lw.get(loop.stop)
-    nxt = b.add(b.sext(var, I64), b.sext(step, I64))
-    exists = b.icmp_signed("<", nxt, b.sext(stop, I64))
+    nxt = b.add(b.sext(var, I64), b.sext(lw.get(loop.step), I64))
+    exists = b.icmp_signed("<", nxt, b.sext(lw.get(loop.stop), I64))
     need = {id(x) for _, sl in loads for x in sl}
-    sl = tuple(x for x in loop.body.instrs if id(x) in need)
-    saved = {v.id: lw.env.get(v.id) for v in [loop.var] + [r for x in sl for r in x.results]}
-    lw.env[loop.var.id] = b.trunc(nxt, I32)
-    lw.run_block(N.Block(sl))
-    counts = [(ins, _lines(lw, ins, lw.env[ins.src.id], exists)) for ins, _ in loads]
-    for k, v in saved.items():               # the body binds its own values again
-        if v is None:
-            lw.env.pop(k, None)
-        else:
-            lw.env[k] = v
+    with at_iteration(lw, loop, tuple(x for x in loop.body.instrs if id(x) in need), nxt):
+        counts = [(ins, _lines(lw, ins, lw.env[ins.src.id], exists)) for ins, _ in loads]
     notes = lw.__dict__.setdefault("pipeline_notes", [])
     what = ", ".join(f"{ins.src.name or '%' + str(ins.src.id)} ({n} lines)" for ins, n in counts)
     notes.append((loop.loc, f"for loop: the next iteration's lines of {what} prefetched to L2 "

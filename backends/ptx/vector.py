@@ -30,14 +30,20 @@ from .core import I64, Packed, Tile, const_i32, from_code, to_code
 VECTOR_WIDTHS = (128, 64, 32, 16)
 
 
-def plan_of(lw, i):
-    """The VectorPlan of instruction ``i`` (None without one or when it is not worth vectorizing)."""
+def vector_plan(lw, i):
+    """The vectorize pass's VectorPlan of instruction ``i``, whatever its width (None without one)."""
     from vmlang.passes.vectorize import VectorPlan
     try:
         plan = lw.facts.get(i)
     except TypeError:           # an unhashable instruction: no plan
         return None
-    if not isinstance(plan, VectorPlan) or plan.bits_per_access not in VECTOR_WIDTHS:
+    return plan if isinstance(plan, VectorPlan) else None
+
+
+def plan_of(lw, i):
+    """The VectorPlan of instruction ``i`` (None without one or when it is not worth vectorizing)."""
+    plan = vector_plan(lw, i)
+    if plan is None or plan.bits_per_access not in VECTOR_WIDTHS:
         return None
     return plan
 
