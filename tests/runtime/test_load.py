@@ -55,10 +55,33 @@ def test_load_errors(tmp_path):
 
 
 def test_reserved_parameter_name(tmp_path):
-    p = tmp_path / "r.vm"
-    p.write_text("kernel k(backend: f32[N] global) grid(1) {\n}\n")
-    with pytest.raises(vm.VMError, match="'backend' is reserved"):
-        vm.load(p)
+    for name in ("backend", "options"):
+        p = tmp_path / "r.vm"
+        p.write_text(f"kernel k({name}: f32[N] global) grid(1) {{\n}}\n")
+        with pytest.raises(vm.VMError, match=f"'{name}' is reserved"):
+            vm.load(p)
+
+
+def test_options_for_one_call(tmp_path):
+    """``kernel(..., options={...})`` sets CompileOptions fields for that call only: the compiled kernel's key
+    carries them where they change code (ptx), the kernel's own options are untouched, and an unknown field
+    is an error naming the known ones."""
+    p = tmp_path / "two.vm"
+    p.write_text(TWO)
+    k = vm.load(p, kernel="inc")
+    x = np.arange(13, dtype=np.int32)
+    k(x, backend="numpy", options={"stage_loads": "x", "pipeline_stages": 2})
+    np.testing.assert_array_equal(x, np.arange(13) + 1)
+    o = k.resolve_options("ptx", {"stage_loads": "x", "pipeline_stages": 2})
+    assert (o.stage_loads, o.pipeline_stages, o.backend) == ("x", 2, "ptx")
+    assert o.key() == {**k.resolve_options("ptx").key(), "stage_loads": "x", "pipeline_stages": 2}
+    assert k.resolve_options("numpy", {"stage_loads": "x"}).key() == k.resolve_options("numpy").key()
+    assert k.options is None and k.resolve_options("ptx").stage_loads == ""
+    with pytest.raises(vm.ArgumentError, match=r"options has no field 'stages' \(CompileOptions fields: .*"
+                                               r"pipeline_stages"):
+        k(x, backend="numpy", options={"stages": 2})
+    with pytest.raises(vm.ArgumentError, match="the backend is its own argument"):
+        k(x, options={"backend": "numpy"})
 
 
 def test_ir_for_constants():

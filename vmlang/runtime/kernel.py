@@ -6,6 +6,7 @@ Launch form (one, for both front ends)::
     kernel(x, w, s, y, BN=64)           # compile-time parameters by keyword
     kernel(x=x, w=w, s=s, y=y)          # arguments by parameter name
     kernel(x, w, s, y, backend="numpy") # pick a backend (default: CompileOptions.from_env())
+    kernel(x, w, s, y, options={"stage_loads": "w"})   # CompileOptions fields for this call
 
 **Specialisation.** A call compiles the kernel once per (backend, compile-time values — dtype parameters
 included —, which sizes are divisible by 16, 128 or 1024, device); other sizes of the same class reuse it. Sizes
@@ -18,6 +19,7 @@ toolchain versions and the device.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from .cache import DiskCache, cache_key
 from .options import CompileOptions
 from .progress import status
 
-RESERVED = ("backend",)
+RESERVED = ("backend", "options")
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,14 @@ class Kernel:
         return f"<vm kernel {self.name} from {self.src.filename}>"
 
     # ------------------------------------------------------------------------------ calling
-    def __call__(self, *args, backend: str | None = None, **kwargs):
-        compiled, binding = self.prepare(args, kwargs, backend)
+    def __call__(self, *args, backend: str | None = None, options: dict | None = None, **kwargs):
+        compiled, binding = self.prepare(args, kwargs, backend, options=options)
         compiled.launch(binding)
 
-    def prepare(self, args, kwargs, backend=None, consts=None):
-        """Check the arguments and find (or build) the compiled kernel: -> (CompiledKernel, Binding)."""
+    def prepare(self, args, kwargs, backend=None, consts=None, options: dict | None = None):
+        """Check the arguments and find (or build) the compiled kernel: -> (CompiledKernel, Binding).
+        ``options``: fields of :class:`CompileOptions` set for this call over the kernel's (or the
+        environment's) options, e.g. ``{"stage_loads": "w"}``."""
         consts = dict(consts or {})
         params_kw = {}
         for k, v in kwargs.items():
@@ -107,7 +111,7 @@ class Kernel:
                 raise ArgumentError(f"{self.name} has no parameter or compile-time parameter {k} (parameters: "
                                     f"{', '.join(self.param_names)}; compile-time: "
                                     f"{', '.join(self.const_names) or 'none'})")
-        opts = self.resolve_options(backend)
+        opts = self.resolve_options(backend, options)
         consts = self.resolve_consts(consts, args, params_kw)
         base = self.ir(**consts)
         consts = dict(base.consts)            # every compile-time value, defaults included
@@ -116,10 +120,21 @@ class Kernel:
         compiled = self.compile(consts, div, opts, binding.device)
         return compiled, _remap(binding, base, compiled.kernel)
 
-    def resolve_options(self, backend=None) -> CompileOptions:
+    def resolve_options(self, backend=None, overrides: dict | None = None) -> CompileOptions:
+        """The kernel's options (else the environment's: :meth:`CompileOptions.from_env`), with ``backend``
+        and the fields in ``overrides`` replaced; an unknown field is an :class:`ArgumentError`."""
         if self.options is not None:
-            return self.options if backend is None else self.options.replace(backend=backend)
-        return CompileOptions.from_env(backend=backend)
+            opts = self.options if backend is None else self.options.replace(backend=backend)
+        else:
+            opts = CompileOptions.from_env(backend=backend)
+        if overrides:
+            known = {f.name for f in dataclasses.fields(CompileOptions)} - {"backend"}
+            bad = sorted(set(overrides) - known)
+            if bad:
+                raise ArgumentError(f"{self.name}: options has no field {', '.join(map(repr, bad))} (CompileOptions "
+                                    f"fields: {', '.join(sorted(known))}; the backend is its own argument)")
+            opts = opts.replace(**overrides)
+        return opts
 
     def resolve_consts(self, consts: dict, args, params_kw) -> dict:
         """Validate given compile-time values; infer dtype parameters without a value from the arguments."""

@@ -12,7 +12,9 @@ Environment variables are documented overrides of the defaults, read once by :me
 - ``VMLANG_CACHE=0``: do not read or write the on-disk cache;
 - ``VMLANG_PROGRESS=1``/``0``: force the progress display on or off (default: on when stderr is a terminal);
 - ``VMLANG_L2_PREFETCH=w,s``: the global tensors whose loads in a loop the ptx backend prefetches to L2
-  one iteration ahead (``*``: all; :attr:`CompileOptions.l2_prefetch`).
+  one iteration ahead (``*``: all; :attr:`CompileOptions.l2_prefetch`);
+- ``VMLANG_STAGE_LOADS=w``: the global tensors whose register loads in a loop the ptx backend copies
+  ahead into shared memory (:attr:`CompileOptions.stage_loads`).
 """
 from __future__ import annotations
 
@@ -39,16 +41,25 @@ class CompileOptions:
     #: prefetched to L2 one iteration ahead (``prefetch.global.L2`` at the top of each iteration: no
     #: registers, no waiting; ``vmlang.backends.ptx.prefetch``). Empty by default until measured
     l2_prefetch: str = ""
+    #: ptx: the global tensors (names, comma-separated; ``*``: all) whose register loads in a loop are
+    #: staged: ``cp.async`` copies ``S - 1`` iterations ahead into each thread's own shared-memory slots,
+    #: read back with ``ld.shared`` (bytes in flight without registers; ``vmlang.backends.ptx.staging``)
+    stage_loads: str = ""
+    #: ptx: stage buffers of software-pipelined loops (``cp.async`` copies ``pipeline_stages - 1`` iterations
+    #: ahead; 0 or 1: no pipelining; None: the backend's default, 3)
+    pipeline_stages: int | None = None
 
     def replace(self, **changes) -> "CompileOptions":
         return dataclasses.replace(self, **changes)
 
     def key(self) -> dict:
-        """The options that change generated code (part of every cache key; ``l2_prefetch`` only when set,
-        and only for the ptx backend, the one it changes)."""
+        """The options that change generated code (part of every cache key; ``l2_prefetch``,
+        ``stage_loads`` and ``pipeline_stages`` only when set, and only for the ptx backend, the one they
+        change: keys without them are what they were before they existed)."""
         key = {"backend": self.backend, "specialize": self.specialize, "arch": self.arch, "debug": self.debug}
-        if self.l2_prefetch and self.backend == "ptx":
-            key["l2_prefetch"] = self.l2_prefetch
+        if self.backend == "ptx":
+            key.update({k: v for k, v in (("l2_prefetch", self.l2_prefetch), ("stage_loads", self.stage_loads),
+                                          ("pipeline_stages", self.pipeline_stages)) if v not in ("", None)})
         return key
 
     def resolved_cache_dir(self) -> str:
@@ -60,6 +71,7 @@ class CompileOptions:
         from vmlang.api import default_backend
         base = dict(backend=default_backend(),
                     disk_cache=os.environ.get("VMLANG_CACHE", "1") not in ("0", "false", "no"),
-                    l2_prefetch=os.environ.get("VMLANG_L2_PREFETCH", ""))
+                    l2_prefetch=os.environ.get("VMLANG_L2_PREFETCH", ""),
+                    stage_loads=os.environ.get("VMLANG_STAGE_LOADS", ""))
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
