@@ -178,8 +178,10 @@ def copy_into(dst, src):
         dst.copy_(src)
 
 
-def run_kernel(backend: str, kernel: N.Kernel, *args, scale=None, terms=None, exact=None, keep="auto"):
-    """Run ``kernel`` on ``backend`` with ``args`` (outputs written into them).
+def run_kernel(backend: str, kernel: N.Kernel, *args, scale=None, terms=None, exact=None, keep="auto",
+               options=None):
+    """Run ``kernel`` on ``backend`` with ``args`` (outputs written into them), compiled there with
+    ``options`` (a dict or CompileOptions; the VM takes none).
 
     On a compiled backend the kernel also runs on the NumPy VM (on copies of the arguments) and every
     written output must agree with the VM's by the comparison rule of this module; ``exact`` forces the
@@ -195,7 +197,7 @@ def run_kernel(backend: str, kernel: N.Kernel, *args, scale=None, terms=None, ex
         return
     ref = [clone_arg(a) for a in args]
     vm.backend(NUMPY).compile(kernel)(*ref)
-    vm.backend(backend).compile(kernel)(*args)
+    vm.backend(backend).compile(kernel, options)(*args)
     if exact is None:
         exact = not approximate_ops(kernel)
     if terms is None:

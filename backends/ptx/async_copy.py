@@ -59,12 +59,15 @@ def chunk_ok(copy_layout: TVLayout, shape, mem_layout, ebytes: int, per: int, nb
     return bool(np.all(bt[:, :, 0] % nbytes == 0) and np.all(bt == bt[:, :, :1] + ebytes * np.arange(per)))
 
 
-def _cp_async(lw, pred, dst_off, src_ptr, nbytes: int, src_size):
+def _cp_async(lw, pred, dst_off, src_ptr, nbytes: int, src_size, imm: int = 0):
+    """``cp.async`` of ``nbytes`` (16: ``.cg``, L2 only; 8 or 4: ``.ca``) from ``src_ptr + imm`` to byte
+    ``dst_off`` of the dynamic shared memory where ``pred`` holds, reading ``src_size`` bytes (0: zero fill)."""
     b = lw.b
     from .exchange import shared_addr32
     dst = shared_addr32(lw, dst_off if isinstance(dst_off, ir.Value) else const_i32(dst_off))
     kind = "cg" if nbytes == 16 else "ca"
-    asm = (f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p cp.async.{kind}.shared.global [$1], [$2], {nbytes}, $3; }}")
+    src = f"[$2+{imm}]" if imm else "[$2]"
+    asm = (f"{{ .reg .pred p; setp.ne.b32 p, $0, 0; @p cp.async.{kind}.shared.global [$1], {src}, {nbytes}, $3; }}")
     fn = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [I32, I32, GPTR, I32]), asm, "r,r,l,r,~{memory}",
                       side_effect=True)
     b.call(fn, [b.zext(pred, I32), dst, src_ptr, src_size])

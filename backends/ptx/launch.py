@@ -102,8 +102,9 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     """(program, llvmlite module, lowerer) for ``kernel``.
 
     ``options`` may set ``pipeline_stages`` (2 or more; 0 or 1: no software pipelining of cp.async loads,
-    see :mod:`.pipeline`) and ``l2_prefetch`` (the tensors whose loads in a loop are prefetched to L2 one
-    iteration ahead, :mod:`.prefetch`). When a pipelined kernel needs more dynamic shared memory than the
+    see :mod:`.pipeline`), ``l2_prefetch`` (the tensors whose loads in a loop are prefetched to L2 one
+    iteration ahead, :mod:`.prefetch`) and ``stage_loads`` (the tensors whose register loads in a loop are
+    copied ahead into each thread's own shared-memory slots by the pipeline, :mod:`.staging`). When a pipelined kernel needs more dynamic shared memory than the
     architecture has, it is lowered again without pipelining (the loads then stage one buffer per tile)."""
     from vmlang.passes import pipeline
     from . import rules  # noqa: F401  (registers every rule)
@@ -113,12 +114,13 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     lw = Lowerer(program, arch or "sm_90")
     lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
     prefetch = _option(options, "l2_prefetch", "", str)
-    lw.l2_prefetch = prefetch
+    staged = _option(options, "stage_loads", "", str)
+    lw.l2_prefetch, lw.stage_loads = prefetch, staged
     module = lw.finish()
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
     if lw.shared_max > limit and any("for loop pipelined:" in t for _, t in getattr(lw, "pipeline_notes", ())):
         lw = Lowerer(program, arch or "sm_90")
-        lw.pipeline_off, lw.l2_prefetch = True, prefetch
+        lw.pipeline_off, lw.l2_prefetch, lw.stage_loads = True, prefetch, staged
         module = lw.finish()
         lw.pipeline_notes = [(None, f"not pipelined: with pipelining the kernel needs more than the {limit} "
                                     f"bytes of shared memory of {lw.arch}")] + getattr(lw, "pipeline_notes", [])

@@ -66,6 +66,7 @@ from llvmlite import ir
 from vmlang.ir import nodes as N
 
 from .core import I32, I64, GlobalArg, SharedTile, const_i32
+from .staging import Staged
 
 #: stage buffers per pipelined tile (2 when 3 do not fit)
 STAGES = 3
@@ -130,11 +131,14 @@ def schedule(n: int, stages: int) -> list[tuple]:
 @dataclass(frozen=True)
 class LoopPlan:
     """What :func:`plan_loop` decided: ``loads`` (Load, CopyPlan, byte offset in a stage), the body
-    instructions their indices depend on (in body order), the bytes of one stage and the stage count."""
+    instructions their indices depend on (in body order), the bytes of one stage, the stage count, and
+    the register loads staged through each thread's own slots (:mod:`.staging`)."""
     loads: tuple
     slice: tuple
     stage_bytes: int
     stages: int
+    #: (Load, staging.PrivatePlan, byte offset in a stage): register loads staged ahead in private slots
+    private: tuple = ()
 
 
 def index_slice(loop: N.For, load: N.Load):
@@ -171,6 +175,7 @@ def writes_global(block: N.Block) -> bool:
 def plan_loop(lw, loop: N.For):
     """``(LoopPlan or None, reason)`` for ``loop`` (see the module docstring for the conditions)."""
     from .async_copy import copy_plan
+    from .staging import private_plan
     if getattr(lw, "pipeline_off", False):
         return None, "pipelining is off"
     if writes_global(loop.body):
@@ -179,21 +184,30 @@ def plan_loop(lw, loop: N.For):
         if isinstance(ins, N.Const):
             lw.consts.setdefault(ins.out.id, ins.value)
     yielded = {y.id for y in loop.yields}
-    loads, slice_ids, off = [], set(), 0
+    loads, private, slice_ids, off = [], [], set(), 0
     for ins in loop.body.instrs:
-        if not (isinstance(ins, N.Load) and ins.out.is_tile and ins.out.type.space == "shared"
+        if not (isinstance(ins, N.Load) and ins.out.is_tile and ins.out.type.space in ("shared", "register")
                 and isinstance(lw.env.get(ins.src.id), GlobalArg)) or ins.out.id in yielded:
             continue
         sl = index_slice(loop, ins)
         if sl is None or not sl[1]:
             continue                          # not a function of the loop variable (or not recomputable)
-        cp = copy_plan(lw, ins)
-        if cp is None:
-            continue
-        loads.append((ins, cp, off))
-        off += (cp.size_bytes + 127) // 128 * 128
+        if ins.out.type.space == "shared":
+            cp = copy_plan(lw, ins)
+            if cp is None:
+                continue
+            loads.append((ins, cp, off))
+            size = cp.size_bytes
+        else:
+            # staged register loads (option stage_loads); a loop that runs at most once gains nothing
+            pp = private_plan(lw, ins)
+            if pp is None or (trip_count(lw, loop) or 2) < 2:
+                continue
+            private.append((ins, pp, off))
+            size = pp.size_bytes
+        off += (size + 127) // 128 * 128
         slice_ids |= {id(x) for x in sl[0]}
-    if not loads:
+    if not loads and not private:
         return None, "no cp.async load of a global slice that moves with the loop variable"
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
     base = (lw.shared_top + 127) // 128 * 128
@@ -201,8 +215,16 @@ def plan_loop(lw, loop: N.For):
     for s in sorted({want, 2}, reverse=True):
         if base + s * off <= limit:
             sl = tuple(x for x in loop.body.instrs if id(x) in slice_ids)
-            return LoopPlan(tuple(loads), sl, off, s), ""
+            return LoopPlan(tuple(loads), sl, off, s, tuple(private)), ""
     return None, f"2 stages of {off} bytes do not fit the {limit} bytes of shared memory of {lw.arch}"
+
+
+def trip_count(lw, loop: N.For) -> int | None:
+    """The iterations of ``loop`` when its bounds are compile-time constants, else None."""
+    vals = [lw.consts.get(v.id) for v in (loop.start, loop.stop, loop.step)]
+    if any(not isinstance(v, int) for v in vals) or vals[2] <= 0:
+        return None
+    return max(0, -(-(vals[1] - vals[0]) // vals[2]))
 
 
 # ------------------------------------------------------------------------------------------ lowering
@@ -229,12 +251,15 @@ def _issue(lw, loop: N.For, plan: LoopPlan, region: int, it, stop, stage_base) -
     the index slice lowered again for ``it``; every copy is predicated on ``it < stop`` (past the end:
     nothing is read or written, whatever the addresses). Predication rather than a branch keeps the
     iteration one basic block, so ptxas may interleave these copies with the body's ldmatrix and mma."""
+    from . import staging
     from .async_copy import issue_copies
     exists = lw.b.icmp_signed("<", it, lw.b.sext(stop, I64))
     with at_iteration(lw, loop, plan.slice, it):
         for ins, cp, off in plan.loads:
             st = StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, stage_base)
             issue_copies(lw, ins, lw.env[ins.src.id], cp, st, pred=exists)
+        for ins, pp, off in plan.private:
+            staging.issue(lw, ins, lw.env[ins.src.id], pp, lw.b.add(const_i32(region + off), stage_base), exists)
 
 
 def try_pipeline(lw, loop: N.For) -> bool:
@@ -253,7 +278,9 @@ def try_pipeline(lw, loop: N.For) -> bool:
     region = lw.alloc_shared(S * SB, align=128)
     start, stop, step = lw.get(loop.start), lw.get(loop.stop), lw.get(loop.step)
     start64, step64 = b.sext(start, I64), b.sext(step, I64)
-    lw.barrier()                             # readers of the buffers (an outer loop's last iteration) are done
+    shared = bool(plan.loads)                # private slots need no barrier: each thread reads what it copied
+    if shared:
+        lw.barrier()                         # readers of the buffers (an outer loop's last iteration) are done
     for j in prologue_iterations(S):
         it = b.add(start64, b.mul(step64, ir.Constant(I64, j))) if j else start64
         _issue(lw, loop, plan, region, it, stop, const_i32(j * SB))
@@ -264,21 +291,29 @@ def try_pipeline(lw, loop: N.For) -> bool:
     def enter(var, state):
         rd, wr = state
         wait_group(lw, wait_count(S))
-        lw.barrier()
+        if shared:
+            lw.barrier()
         nxt = b.add(b.sext(var, I64), b.mul(step64, ir.Constant(I64, S - 1)))
         _issue(lw, loop, plan, region, nxt, stop, wr)
         commit(lw)
         for ins, cp, off in plan.loads:
             lw.set(ins.out, StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, rd))
+        for ins, pp, off in plan.private:       # the body's load reads them back (vector.vector_load)
+            staged[ins.out.id] = Staged(pp, region + off, rd)
 
     def advance(state):
         rd, _ = state
         up = b.add(rd, const_i32(SB))
         return [b.select(b.icmp_unsigned("==", up, const_i32(S * SB)), const_i32(0), up), rd]
 
+    staged = lw.__dict__.setdefault("staged_loads", {})
     emit_for(lw, loop, body, state=[const_i32(0), const_i32((S - 1) * SB)], advance=advance, enter=enter)
     wait_group(lw, 0)
-    names = ", ".join(ins.out.name or f"%{ins.out.id}" for ins, _, _ in plan.loads)
+    for ins, _, _ in plan.private:
+        staged.pop(ins.out.id, None)
+    names = ", ".join([ins.out.name or f"%{ins.out.id}" for ins, _, _ in plan.loads]
+                      + [f"the load of {ins.src.name} (registers, staged in each thread's own slots)"
+                         for ins, _, _ in plan.private])
     notes.append((loop.loc, f"for loop pipelined: {S} stages of {SB} bytes ({names}; {S * SB} bytes of shared "
                             f"memory), cp.async.wait_group {wait_count(S)} per iteration, copies of iteration "
                             f"i+{S - 1} issued before iteration i computes"))

@@ -25,6 +25,7 @@ from llvmlite import ir
 
 from . import memory as M
 from .core import I64, Packed, Tile, const_i32, from_code, to_code
+from .staging import read, staged_of
 
 #: widths handled here: one ld/st of a .v4.b32, .v2.b32, .b32 or .u16
 VECTOR_WIDTHS = (128, 64, 32, 16)
@@ -83,8 +84,14 @@ def vector_load(lw, i, src, lay):
     if plan is None or lay.values * bits != plan.bits_per_access * plan.accesses_per_thread:
         return None
     w = plan.bits_per_access
-    words, preds = [], []
-    for ptr, ok, imm in _chunks(lw, i, src, lay, i.out.shape, plan, bits):
+    st = staged_of(lw, i)
+    if st is not None and st.plan.lay != lay:
+        st = None               # staged for another layout: its chunks are not this one's (load from global)
+    if st is not None:          # copied by cp.async iterations ago into this thread's slots (staging.py)
+        words, preds = read(lw, i, src, st)
+    else:
+        words, preds = [], []
+    for ptr, ok, imm in (_chunks(lw, i, src, lay, i.out.shape, plan, bits) if st is None else ()):
         if w == 128:
             ws = M.load_global_vec(lw, ptr, ok, 4, imm)
         elif w == 64:
