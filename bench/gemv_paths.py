@@ -4,12 +4,15 @@ For each format and each path spec, ``qmatmul(x, qw, backend=...)`` at M = 1 is 
 
 * ``default``: what the stdlib chooses (``PTX_GEMV_TILES``, and ``PTX_MMA_GEMV_TILES`` as it stands);
 * ``fma``: the FMA GEMV at its ``PTX_GEMV_TILES`` tile (the tensor-core table emptied);
-* ``mma:BN:BK:W[:U[:R]]``: the tensor-core GEMV (the exact few-row dot) at that tile, ``U`` slabs per
+* ``mma:BN:BK:W[:U[:R[:STAGES]]]``: the tensor-core GEMV (the exact few-row dot) at that tile, ``U`` slabs per
   iteration, ``R`` groups per iteration as the dot's rows (qmatmul.vm; defaults 1, 1), split-K by the
   stdlib's rule;
 * ``fma:BN:BK:W:C``: the FMA GEMV at that tile (``PTX_GEMV_TILES``' entry for the width replaced);
 * any of them with ``+l2``: compiled with ``l2_prefetch="w,s"`` (``VMLANG_L2_PREFETCH`` for that path: each
-  step prefetches the next step's codes and scales to L2, backends/ptx/prefetch.py).
+  step prefetches the next step's codes and scales to L2, backends/ptx/prefetch.py);
+* any of them with ``+st``: compiled with ``stage_loads="w"`` (``VMLANG_STAGE_LOADS`` for that path: the
+  codes are copied two steps ahead into each thread's own shared-memory slots, backends/ptx/staging.py).
+  Suffixes combine (``default+l2+st``).
 
 Timing, rotation and the byte count are bench/qmatmul.py's (torch profiler GPU time per call, weight copies
 beyond the L2, ``%copy`` = (codes + scales + x + y bytes) / time / measured copy bandwidth); rel.err is
@@ -33,6 +36,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import qmatmul as QB  # noqa: E402  (bench/qmatmul.py: weights, timer, copy bandwidth)
 
 
+#: path suffix -> the environment variable it sets for that path (CompileOptions.from_env reads it), and its value
+SUFFIXES = {"l2": "VMLANG_L2_PREFETCH", "st": "VMLANG_STAGE_LOADS"}
+SUFFIX_VALUES = {"l2": "w,s", "st": "w"}
+
+
 def run(args) -> list[dict]:
     import torch
     from vmlang.stdlib import matmul as MM
@@ -50,7 +58,7 @@ def run(args) -> list[dict]:
           f"split-K until {blocks} blocks\n\n"
           "| weight [N x K] | format | path | µs | % copy BW | rel. error |\n|---|---|---|---|---|---|")
     saved, saved_fma, saved_blocks = dict(MM.PTX_MMA_GEMV_TILES), dict(MM.PTX_GEMV_TILES), MM.PTX_GEMV_MIN_BLOCKS
-    saved_env = os.environ.get("VMLANG_L2_PREFETCH")
+    saved_env = {v: os.environ.get(v) for v in SUFFIXES.values()}
     MM.PTX_GEMV_MIN_BLOCKS = blocks
     rows = []
     try:
@@ -63,10 +71,11 @@ def run(args) -> list[dict]:
             for path in args.paths:
                 MM.PTX_MMA_GEMV_TILES.clear()
                 MM.PTX_GEMV_TILES.update(saved_fma)
-                spec, l2 = (path[:-3], True) if path.endswith("+l2") else (path, False)
-                os.environ.pop("VMLANG_L2_PREFETCH", None)
-                if l2:
-                    os.environ["VMLANG_L2_PREFETCH"] = "w,s"
+                spec, *suffixes = path.split("+")
+                for suffix, var in SUFFIXES.items():
+                    os.environ.pop(var, None)
+                    if suffix in suffixes:
+                        os.environ[var] = SUFFIX_VALUES[suffix]
                 kind, *tile = spec.split(":")
                 if kind == "default":
                     MM.PTX_MMA_GEMV_TILES.update(saved)
@@ -83,10 +92,11 @@ def run(args) -> list[dict]:
                 print(f"| {N}x{K} | {fmt} | {path} | {t:.1f} | {100 * r['copy']:.0f}% | {r['err']:.1e} |", flush=True)
             del copies, one
     finally:
-        if saved_env is None:
-            os.environ.pop("VMLANG_L2_PREFETCH", None)
-        else:
-            os.environ["VMLANG_L2_PREFETCH"] = saved_env
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
         MM.PTX_MMA_GEMV_TILES.clear()
         MM.PTX_MMA_GEMV_TILES.update(saved)
         MM.PTX_GEMV_TILES.update(saved_fma)
@@ -114,6 +124,9 @@ def main(argv=None) -> int:
     args.shape = tuple(int(v) for v in args.shape.split("x"))
     args.formats = [f for f in args.formats.split(",") if f]
     args.paths = [q for q in args.paths.split(",") if q]
+    for path in args.paths:
+        if set(path.split("+")[1:]) - set(SUFFIXES):
+            raise SystemExit(f"unknown path suffix in {path!r}: known {', '.join(SUFFIXES)}")
     rows = run(args)
     return 0 if all(math.isfinite(r["us"]) for r in rows) else 1
 

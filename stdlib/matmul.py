@@ -206,8 +206,10 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
     dot = path == "dot" if path else M >= DOT_MIN_M
     backend = backend or choose_backend(x2, T, dot)
     tiles = _tiles(M, N, K, dot, backend, T)
+    options = None
     if not dot and backend == "ptx" and M == 1 and mma_gemv(T, X, has_z, G):
         tiles, dot = _mma_gemv_tiles(M, N, K, G, T), True
+        options = _gemv_options(tiles.pop("STAGES"))
     if not dot:              # the GEMV's runs of C codes lie inside one group and one slab
         tiles["C"] = min(tiles["C"], G, tiles["BK"])
     exact = int(dot and not T.is_codebook and exact_in(T, X, has_z))
@@ -220,7 +222,7 @@ def qmatmul(x, qw: QuantizedWeight, backend: str | None = None, *, path: str | N
         tiles.pop("U", None)  # two slabs per iteration, groups as rows: the exact dot only
         tiles.pop("R", None)
     _launch(x2, qw.codes, s, z, y, backend, T=T, S=S, X=X, G=G, HAS_Z=has_z, LUT=int(T.is_codebook),
-            DOT=int(dot), EXACT=exact, **tiles)
+            DOT=int(dot), EXACT=exact, options=options, **tiles)
     return y.reshape(*lead, N)
 
 
@@ -322,22 +324,35 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 #: chain per row tile (two runs of bench/gemv_paths.py minutes apart on one H100): int2 31.6-31.7 us, int3
 #: 36.7-36.8, int5 52.0 (FMA 55.5), int6 61.3 (FMA 67.9); int4 R = 8 16 x 128 x 2 43.7 (8 x 128 x 1: 45.1) vs
 #: 46.8-46.9 FMA; int8 16 x 128 x 4 78.4 (16 x 128 x 2: 82.9) vs 86.4-86.6 FMA; int7 16 x 128 x 4 70.8 vs
-#: 72.4-72.6 FMA (a tie: FMA kept). Only int codes take it (float codes were not measured on it)
-PTX_MMA_GEMV_TILES: dict = {2: (16, 128, 2, 1, 8), 3: (8, 128, 1, 1, 8), 4: (16, 128, 2, 1, 8),
+#: 72.4-72.6 FMA (a tie: FMA kept). Only int codes take it (float codes were not measured on it).
+#: An entry may add STAGES, the stage buffers of the codes' staging (backends/ptx/staging.py: each thread
+#: copies its codes STAGES - 1 steps ahead into its own shared-memory slots with cp.async; 0: loaded
+#: straight into registers). H100 (2026-12-06, session 15, same call): int2 staged at 3 stages 29.6 us (71%)
+#: vs 31.1-31.2 unstaged; slower for every other width (int3 40.0 vs 36.5, int4 48.0 vs 43.4, int5 57.2 vs
+#: 52.1, int6 63.9 vs 61.1, int7 81.5 vs 72.4 FMA, int8 143.9 vs 78.3)
+PTX_MMA_GEMV_TILES: dict = {2: (16, 128, 2, 1, 8, 2), 3: (8, 128, 1, 1, 8), 4: (16, 128, 2, 1, 8),
                             5: (16, 128, 4, 1, 8), 6: (16, 128, 4, 1, 8), 8: (16, 128, 4, 1, 8)}
 
 
 def _mma_gemv_tiles(M: int, N: int, K: int, G: int, T: D.DType) -> dict:
-    """Tiles of the tensor-core GEMV from ``PTX_MMA_GEMV_TILES[bits]`` = (BN, BK, W), (BN, BK, W, U) or
-    (BN, BK, W, U, R): U the slabs per iteration, R the groups per iteration as rows of the dot (qmatmul.vm;
-    R > 1 needs U = 1 and one group per slab, BK = G, else R is dropped); split-K counts steps of
-    ``U * R * BK`` codes."""
+    """Tiles of the tensor-core GEMV from ``PTX_MMA_GEMV_TILES[bits]`` = (BN, BK, W[, U[, R[, STAGES]]]): U the
+    slabs per iteration, R the groups per iteration as rows of the dot (qmatmul.vm; R > 1 needs U = 1 and
+    one group per slab, BK = G, else R is dropped); split-K counts steps of ``U * R * BK`` codes. STAGES
+    (0: none) is returned as ``"STAGES"`` beside the kernel's tiles: the codes' staging, an option of the
+    compilation (:func:`_gemv_options`), not a parameter of the kernel."""
     bn, bk, w, *rest = PTX_MMA_GEMV_TILES[T.nbits]
-    u, r = (*rest, 1, 1)[:2]
+    u, r, stages = (*rest, 1, 1, 0)[:3]
     bm, bk = min(_pow2_at_least(M), 8), max(16, min(bk, G, _pow2_at_least(K)))
     if bm > 1 or bk != G or u > 1:
         r = 1
-    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "U": u, "R": r, "KS": _splits(M, N, K, bm, bn, u * r * bk)}
+    return {"BM": bm, "BN": bn, "BK": bk, "W": w, "U": u, "R": r, "KS": _splits(M, N, K, bm, bn, u * r * bk),
+            "STAGES": stages}
+
+
+def _gemv_options(stages: int) -> dict | None:
+    """The compile options of a tensor-core GEMV whose codes are staged over ``stages`` buffers (ptx's
+    ``stage_loads`` of ``w`` and ``pipeline_stages``), or None (the caller's options) for 0."""
+    return {"stage_loads": "w", "pipeline_stages": stages} if stages >= 2 else None
 
 
 #: a ptx GEMV splits K (qmatmul.vm's KS) until it has this many blocks: each block walks its slabs one
@@ -379,9 +394,9 @@ def _tiles(M: int, N: int, K: int, dot: bool, backend: str | None = None, T: D.D
     return {"BM": 128, "BN": 128, "BK": min(BK, 64), "W": 8}
 
 
-def _launch(x, w, s, z, y, backend, KS: int = 1, **consts):
+def _launch(x, w, s, z, y, backend, KS: int = 1, options: dict | None = None, **consts):
     """Run stdlib/kernels/qmatmul.vm into ``y`` [M, N] (one place, so tests can watch which specialisation
-    runs). ``KS > 1`` (split-K): the kernel writes the splits' f32 partial sums to a ``[KS, M, N]`` workspace,
+    runs), compiled with ``options`` (CompileOptions fields for this call; None: the runtime's). ``KS > 1`` (split-K): the kernel writes the splits' f32 partial sums to a ``[KS, M, N]`` workspace,
     added up here in f32 (in one fixed order: the result does not depend on which block finished first)
     and rounded once to y's dtype."""
     from .kernels import kernel
@@ -394,7 +409,7 @@ def _launch(x, w, s, z, y, backend, KS: int = 1, **consts):
         out, Y = torch.empty((KS, M, N), dtype=torch.float32, device=y.device), D.float32
     else:
         out, Y = np.empty((KS, M, N), dtype=np.float32), D.float32
-    kernel("qmatmul")(x, w, s, z, out, backend=backend, Y=Y, KS=KS, **consts)
+    kernel("qmatmul")(x, w, s, z, out, backend=backend, Y=Y, KS=KS, options=options, **consts)
     if KS > 1:
         if torch_y:
             y.copy_(out.sum(0))

@@ -414,6 +414,51 @@ def test_ptx_gemv_with_l2_prefetch(backend, monkeypatch):
     assert any("prefetch.global.L2" in t for t in ptxs)
 
 
+def test_tensor_core_gemv_stages_the_codes_where_the_table_says(monkeypatch):
+    """A ``PTX_MMA_GEMV_TILES`` entry's sixth element is the stage count of its codes' staging: the call then
+    compiles with ``stage_loads="w"`` and that ``pipeline_stages`` (the default table stages int2 over 2
+    buffers, as measured); an entry without it (or 0) passes no options. Decided before the launch, so
+    the launch is recorded here, not run."""
+    calls = []
+    monkeypatch.setattr(QM, "_launch", lambda *a, **kw: calls.append(kw))
+    rng = np.random.default_rng(80)
+    x = make_x(rng, 1, 1024, "np-f16")
+    for dt in (D.int2, D.int3):
+        QM.qmatmul(x, make_weight(rng, "int", dt, 64, 1024, 128), backend="ptx")
+    assert calls[0]["options"] == {"stage_loads": "w", "pipeline_stages": QM.PTX_MMA_GEMV_TILES[2][5]} == \
+        {"stage_loads": "w", "pipeline_stages": 2}
+    assert calls[0]["R"] == 8 and "STAGES" not in calls[0] and calls[1]["options"] is None
+    monkeypatch.setitem(QM.PTX_MMA_GEMV_TILES, 2, (16, 128, 2, 1, 8, 0))
+    monkeypatch.setitem(QM.PTX_MMA_GEMV_TILES, 3, (8, 128, 1, 1, 8, 3))
+    for dt in (D.int2, D.int3):
+        QM.qmatmul(x, make_weight(rng, "int", dt, 64, 1024, 128), backend="ptx")
+    assert calls[2]["options"] is None and calls[3]["options"] == {"stage_loads": "w", "pipeline_stages": 3}
+    QM.qmatmul(make_x(rng, 3, 1024, "np-f16"), make_weight(rng, "int", D.int2, 64, 1024, 128), backend="ptx")
+    assert calls[4]["options"] is None                  # M = 3: the FMA GEMV, loaded straight to registers
+
+
+def test_ptx_gemv_with_staged_loads(backend, monkeypatch):
+    """``VMLANG_STAGE_LOADS=w`` (backends/ptx/staging.py): the GEMVs' codes are copied two steps ahead into
+    each thread's own shared-memory slots and read back from there, and still agree with the reference --
+    the tensor-core GEMV (groups as rows, edges in N and K, the last step past K, a one-step K) and the FMA
+    GEMV (its tensor-core table emptied)."""
+    if backend != "ptx":
+        pytest.skip("stage_loads is the ptx backend's")
+    from vmlang.stdlib.kernels import kernel
+    monkeypatch.setenv("VMLANG_STAGE_LOADS", "w")
+    rng = np.random.default_rng(79)
+    cases = ((D.int2, 100, 1000), (D.int2, 17, 2048), (D.int4, 33, 1152), (D.int3, 5, 128), (D.int6, 3, 3000))
+    for mma in (True, False):
+        if not mma:
+            monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {})
+        for dt, N, K in cases:
+            qw = make_weight(rng, "int", dt, N, K, 128)
+            x = make_x(rng, 1, K, "torch-f16")
+            check(x, qw, QM.qmatmul(x, qw, backend="ptx"), f"{qw} {'mma' if mma else 'fma'} GEMV, staged codes")
+    reports = [c.report for c in kernel("qmatmul")._compiled.values() if hasattr(c, "ptx")]
+    assert any("staged in each thread's own slots" in r for r in reports)
+
+
 @pytest.mark.parametrize("path", ["gemv", "dot"])
 def test_split_k_adds_up_the_splits(path, backend, monkeypatch):
     """KS > 1 (split-K): block z sums the slabs z, z + KS, ... into its own f32 partial, the caller adds the
