@@ -23,7 +23,6 @@ convert v%14 to v%18 for x of broadcast at scaled.vm:3:27: so that broadcast at
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 from vmlang.ir import nodes as N
@@ -32,6 +31,8 @@ from vmlang.ir.types import REGISTER, SHARED
 
 from . import tvmaps as TM
 from .program import Ids, Note, Program, map_instr, value_label
+from .program import op_name as _op
+from .program import where as _where
 
 PASS = "layout"
 
@@ -159,10 +160,3 @@ def rewrite(program: Program, inf) -> Program:
     return program.with_(kernel=kernel, facts=facts, notes=notes)
 
 
-def _where(ins) -> str:
-    loc = getattr(ins, "loc", None)
-    return f" at {os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
-
-
-def _op(ins) -> str:
-    return type(ins).__name__.lower()

@@ -35,7 +35,6 @@ and converts: free or through shared memory), :class:`ReducePlan`, :class:`DotPl
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from vmlang.ir import nodes as N
 from vmlang.ir.errors import VMTypeError
@@ -45,7 +44,10 @@ from vmlang.ir.types import SHARED
 from . import tvmaps as TM
 from .conversions import ReducePlan, ShapePlan, rewrite
 from .layout_dot import DotRules
+from .layout_shapes import ShapeRules
 from .program import Program, uses, value_label
+from .program import op_name as _op
+from .program import where as _where
 from .tvmaps import default_layout  # noqa: F401  (re-exported: the backends' default layout)
 
 PASS = "layout"
@@ -54,13 +56,6 @@ ELEMENTWISE = (N.Unary, N.Binary, N.Where, N.Cast)
 SHAPES = (N.ExpandDims, N.Reshape, N.Permute, N.View)
 
 
-def _where(ins) -> str:
-    loc = getattr(ins, "loc", None)
-    return f" at {os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
-
-
-def _op(ins) -> str:
-    return type(ins).__name__.lower()
 
 
 def _tile_slots(ins):
@@ -70,7 +65,7 @@ def _tile_slots(ins):
             yield f.name, x
 
 
-class _Infer(DotRules):
+class _Infer(DotRules, ShapeRules):
     def __init__(self, kernel: N.Kernel):
         self.k = kernel
         self.threads = kernel.warps * 32
@@ -282,134 +277,31 @@ class _Infer(DotRules):
             L = self.default(v)
         self.fix(v, L)
 
-    # -- shape instructions ----------------------------------------------------------------------
-    def derived(self, ins, Lx):
-        xs, os_ = ins.x.shape, ins.out.shape
-        if isinstance(ins, (N.ExpandDims, N.Reshape)):
-            return TM.carry(Lx, TM.reshape_map(xs, os_), os_)
-        if isinstance(ins, N.Permute):
-            return TM.carry(Lx, TM.permute_map(xs, ins.perm), os_)
-        if isinstance(ins, N.View):
-            return TM.view_carry(Lx, xs, ins.x.dtype.nbits, os_, ins.out.dtype.nbits)
-        if isinstance(ins, N.Broadcast):
-            return TM.expand(Lx, xs, os_)
-        return None
-
-    def pullback(self, ins, L):
-        """The operand layout that gives shape instruction ``ins`` the register layout ``L`` at no cost, or
-        None (also where ``L`` is a shared tile's memory layout: a shape instruction of a shared tile
-        reads it into registers, in the operand's own layout)."""
-        if not isinstance(L, TVLayout):
-            return None
-        xs, os_ = ins.x.shape, ins.out.shape
-        if isinstance(ins, (N.ExpandDims, N.Reshape)):
-            return TM.carry(L, TM.inverse(TM.reshape_map(xs, os_)), xs)
-        if isinstance(ins, N.Permute):
-            return TM.carry(L, TM.inverse(TM.permute_map(xs, ins.perm)), xs)
-        if isinstance(ins, N.View):
-            return TM.view_carry(L, os_, ins.out.dtype.nbits, xs, ins.x.dtype.nbits)
-        if isinstance(ins, N.Broadcast):
-            return TM.collapse(L, TM.broadcast_map(xs, os_), xs)
-        return None
-
-    def is_free(self, ins, Lx, L) -> bool:
-        if not isinstance(Lx, TVLayout):
-            return False
-        xs, os_ = ins.x.shape, ins.out.shape
-        if isinstance(ins, N.View):
-            d = self.derived(ins, Lx)
-            return d is not None and TM.same_layout(d, L)
-        if isinstance(ins, N.Broadcast):
-            g = TM.broadcast_map(xs, os_)
-        elif isinstance(ins, N.Permute):
-            g = TM.inverse(TM.permute_map(xs, ins.perm))
-        else:
-            g = TM.inverse(TM.reshape_map(xs, os_))
-        return TM.holds_all(Lx, L, g)
-
-    def shape_check(self, ins, L):
-        """The result of shape instruction ``ins`` has layout ``L``: make its operand match if it can."""
-        x = ins.x
-        if not x.is_tile:                                  # broadcast of a scalar: free
-            self.plans[id(ins)] = ShapePlan(True, "a scalar fills the tile in every thread")
-            return
-        P = self.pullback(ins, L)
-        if x.id in self.flex:
-            if P is not None:
-                self.fix(x, P)
-            else:
-                self.natural(x)
-        Lx = self.lay[x.id]
-        op = _op(ins)
-        if self.is_free(ins, Lx, L):
-            self.plans[id(ins)] = ShapePlan(True, f"{op}: free (each thread keeps its own values)")
-        elif P is not None and self.refit(x, P, ins, self.feeds_rows(ins.out)):
-            self.plans[id(ins)] = ShapePlan(True, f"{op}: free (its operand is loaded in the layout it needs)")
-        elif P is not None:
-            self.req[(id(ins), "x")] = (ins, x, P, f"so that {op}{_where(ins)} is free (each thread then "
-                                                   f"holds the elements it needs)")
-            self.plans[id(ins)] = ShapePlan(True, f"{op}: free after converting its operand")
-        else:
-            self.plans[id(ins)] = ShapePlan(False, f"{op}: through shared memory (no layout lets every "
-                                                   f"thread keep its own values)")
-        self.note(ins, f"{value_label(ins.out)} = {op}({value_label(x)}): {self.plans[id(ins)].reason}")
-
-    def _hint_views(self):
-        """A register load read only through ``view`` gets whole granules per thread."""
-        defs = self.defs
-        for ins in N.walk(self.k.body):
-            if not isinstance(ins, N.View):
-                continue
-            d = defs.get(ins.x.id)
-            if not (isinstance(d, N.Load) and ins.x.type.space != SHARED and ins.x.type.layout is None):
-                continue
-            a, b = ins.x.dtype.nbits, ins.out.dtype.nbits
-            vec = TM.view_source_vec(ins.x.shape, a, b)
-            if vec is None:
-                continue
-            H = default_layout(ins.x.shape, a, self.threads, vec=vec)
-            if TM.view_carry(H, ins.x.shape, a, ins.out.shape, b) is not None:
-                self.hints[ins.x.id] = H
-
     # -- the walk ------------------------------------------------------------------------------
     def block(self, blk: N.Block):
         for ins in blk.instrs:
             self.visit(ins)
 
     def visit(self, ins):
-        if isinstance(ins, N.Load):
-            self.load(ins)
-        elif isinstance(ins, (N.Full, N.Arange, N.Codebook)) or isinstance(ins, N.Broadcast) and not ins.x.is_tile:
-            self.flexible(ins.out, "create", ins)
-            if isinstance(ins, N.Broadcast):
-                self.plans[id(ins)] = ShapePlan(True, "broadcast of a scalar: free")
-        elif isinstance(ins, ELEMENTWISE):
-            self.elementwise(ins)
-        elif isinstance(ins, N.Lookup):
-            self.lookup(ins)
-        elif isinstance(ins, N.Broadcast):
-            self.flexible(ins.out, "bcast", ins)
-            if ins.out.id not in self.flex:
-                self.shape_check(ins, self.lay[ins.out.id])
-        elif isinstance(ins, SHAPES):
-            self.shape(ins)
-        elif isinstance(ins, N.Reduce):
-            self.reduce(ins)
-        elif isinstance(ins, N.Dot):
-            self.dot(ins)
-        elif isinstance(ins, (N.Store, N.AtomicAdd)):
-            self.in_registers(ins, "value", ins.value, f"{_op(ins)} writes from registers")
-        elif isinstance(ins, N.Insert):
-            self.natural(ins.dst)
-            self.set(ins.out, self.lay[ins.dst.id])
-            if self.is_reg(ins.value):
-                self.in_registers(ins, "value", ins.value, "insert writes from registers")
-        elif isinstance(ins, N.ConvertLayout):
-            self.convert(ins)
-        elif isinstance(ins, N.For):
-            self.loop(ins)
-        elif isinstance(ins, N.If):
-            self.branch(ins)
+        """Dispatch ``ins`` to its rule (:data:`VISIT`, by instruction type; types without one, scalar
+        instructions among them, take no layout)."""
+        for t in type(ins).__mro__:
+            name = VISIT.get(t)
+            if name is not None:
+                getattr(self, name)(ins)
+                return
+
+    def create(self, ins):
+        self.flexible(ins.out, "create", ins)
+
+    def write(self, ins):
+        self.in_registers(ins, "value", ins.value, f"{_op(ins)} writes from registers")
+
+    def insert(self, ins: N.Insert):
+        self.natural(ins.dst)
+        self.set(ins.out, self.lay[ins.dst.id])
+        if self.is_reg(ins.value):
+            self.in_registers(ins, "value", ins.value, "insert writes from registers")
 
     def load(self, ins: N.Load):
         v = ins.out
@@ -469,20 +361,6 @@ class _Infer(DotRules):
             self.flex[ins.out.id] = ("lookup", ins, ins.out)
         else:
             self.set(ins.out, self.lay[ins.codes.id])
-
-    def shape(self, ins):
-        x, v = ins.x, ins.out
-        if x.id in self.flex:
-            self.flex[v.id] = ("shape", ins, v)
-            if self.user(v) is not None:
-                self.fix(v, self.user(v))
-            return
-        Lx = self.lay[x.id]
-        L = self.derived(ins, Lx) if isinstance(Lx, TVLayout) else None
-        self.set(v, L or self.default(v))
-        self.shape_check(ins, self.lay[v.id])
-        if L is not None and x.id in self.rows_out:
-            self.rows_out.add(v.id)      # a few-row dot's result, reshaped in place: still its layout
 
     def reduce(self, ins: N.Reduce):
         x = ins.x
@@ -583,6 +461,13 @@ class _Infer(DotRules):
         for vid in sorted(self.flex):
             if vid in self.flex:
                 self.natural(self.flex[vid][2])
+
+
+#: the walk's rule (an ``_Infer`` method) by instruction type
+VISIT = {N.Load: "load", N.Full: "create", N.Arange: "create", N.Codebook: "create", N.Broadcast: "broadcast",
+         **{t: "elementwise" for t in ELEMENTWISE}, N.Lookup: "lookup", **{t: "shape" for t in SHAPES},
+         N.Reduce: "reduce", N.Dot: "dot", N.Store: "write", N.AtomicAdd: "write", N.Insert: "insert",
+         N.ConvertLayout: "convert", N.For: "loop", N.If: "branch"}
 
 
 def run(program: Program, options=None) -> Program:

@@ -29,13 +29,14 @@ table%7 f32[16] (64 B): shared: the table of lookup at gemv_nf4.vm:28:22 is inde
 """
 from __future__ import annotations
 
-import os
 
 from vmlang.ir import nodes as N
 from vmlang.ir.types import AUTO, REGISTER, SHARED, TileType
 
 from .mma_rows import applies as few_rows
 from .program import Note, Program, definitions, option, rebuild, uses, value_label
+from .program import op_name as _opname
+from .program import where as _where
 
 PASS = "placement"
 
@@ -57,13 +58,6 @@ def size_text(t: TileType) -> str:
     return f"{b // 1024} KiB" if b >= 4096 and b % 1024 == 0 else f"{b} B"
 
 
-def _where(ins) -> str:
-    loc = getattr(ins, "loc", None)
-    return f" at {os.path.basename(loc.file)}:{loc.line}:{loc.column}" if loc else ""
-
-
-def _opname(ins) -> str:
-    return type(ins).__name__.lower()
 
 
 class _Groups:

@@ -56,6 +56,17 @@ def _short_loc(loc: SourceLoc) -> str:
     return f"{os.path.basename(loc.file)}:{loc.line}:{loc.column}"
 
 
+def where(ins) -> str:
+    """`` at file.vm:line:col`` of instruction ``ins`` for a report line ("" when it has no location)."""
+    loc = getattr(ins, "loc", None)
+    return f" at {_short_loc(loc)}" if loc else ""
+
+
+def op_name(ins) -> str:
+    """The instruction's name in reports: its class name in lower case (``ExpandDims`` -> ``expanddims``)."""
+    return type(ins).__name__.lower()
+
+
 class Facts(Mapping):
     """A read-only ``Instr -> decision`` mapping (instructions hash structurally)."""
     __slots__ = ("_d",)

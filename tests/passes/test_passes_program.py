@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 GEMV = ROOT / "examples" / "gemv_w4a16.vm"
 
 
-@pytest.mark.parametrize("mod", ["program", "placement", "layout", "layout_dot", "conversions", "vectorize", "scalars",
+@pytest.mark.parametrize("mod", ["program", "placement", "layout", "layout_dot", "layout_shapes", "conversions", "vectorize", "scalars",
                                  "tvmaps"])
 def test_doctests(mod, monkeypatch):
     monkeypatch.chdir(ROOT)
