@@ -41,6 +41,15 @@ def thread_kernel(mod: ir.Module, name: str):
     return b, pin, pout, b.zext(b.call(tid, []), I64)
 
 
+def loop_text(ptx: str) -> str:
+    """The text of the first loop of ``ptx``: from a label to the branch back to it."""
+    for m in re.finditer(r"^(\$L__BB\d+_\d+):$", ptx, re.M):
+        back = re.search(r"bra(?:\.uni)?\s+" + re.escape(m.group(1)) + ";", ptx[m.end():])
+        if back:
+            return ptx[m.end():m.end() + back.start()]
+    raise AssertionError("no loop")
+
+
 def entry_instructions(ptx: str, name: str) -> list[str]:
     """The instructions of kernel ``name``'s body in ``ptx`` (no directives, comments, labels, braces)."""
     m = re.search(r"\.entry " + re.escape(name) + r"\(.*?\n\{\n(.*?)\n\}", ptx, re.S)

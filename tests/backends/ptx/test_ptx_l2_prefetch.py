@@ -4,10 +4,9 @@ the loop, accepted by ptxas for sm_90 and sm_80, none without the option or wher
 memory). On a GPU: tests/stdlib/test_qmatmul.py's ``test_ptx_gemv_with_l2_prefetch``."""
 from __future__ import annotations
 
-import re
 
 import pytest
-from ptx_support import ROOT, launch, needs_ptxas, toolchain
+from ptx_support import ROOT, launch, loop_text, needs_ptxas, toolchain
 
 import vmlang as vm
 from vmlang.ir import dtypes as D
@@ -33,14 +32,6 @@ def _count(text: str) -> int:
     return len([ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(("//", "$"))])
 
 
-def _loop(ptx: str) -> str:
-    """The text of the kernel's loop: from a label to the branch back to it."""
-    for m in re.finditer(r"^(\$L__BB\d+_\d+):$", ptx, re.M):
-        back = re.search(r"bra(?:\.uni)?\s+" + re.escape(m.group(1)) + ";", ptx[m.end():])
-        if back:
-            return ptx[m.end():m.end() + back.start()]
-    raise AssertionError("no loop")
-
 
 @pytest.mark.parametrize("arch", ["sm_90", "sm_80"])
 def test_gemv_prefetches_its_codes_and_scales(arch):
@@ -50,12 +41,12 @@ def test_gemv_prefetches_its_codes_and_scales(arch):
     ptx, notes = _lower(_gemv(), "w,s", arch)
     assert notes == ["for loop: the next iteration's lines of w (32 lines), s (32 lines) prefetched to L2 "
                      "(prefetch.global.L2 at the top of each iteration)"]
-    assert ptx.count("prefetch.global.L2") == 2 and _loop(ptx).count("@p prefetch.global.L2") == 2
+    assert ptx.count("prefetch.global.L2") == 2 and loop_text(ptx).count("@p prefetch.global.L2") == 2
     plain, none = _lower(_gemv(), "", arch)
     assert "prefetch" not in plain and none == []
     # both slices are proven inside the shape (vectorize: unmasked), so no bounds checks per line: the
     # loop grows by the next iteration's start, its existence and two addresses (14 instructions)
-    assert _count(_loop(ptx)) - _count(_loop(plain)) <= 20
+    assert _count(loop_text(ptx)) - _count(loop_text(plain)) <= 20
 
 
 def test_star_names_every_tensor_and_unknown_names_none():
@@ -79,7 +70,7 @@ kernel k(x: f32[N] global, y: f32[128] global) grid(1) {
     ptx, notes = _lower(vm.compile_source(src), "x")
     assert notes[-1] == ("for loop: the next iteration's lines of x (5 lines) prefetched to L2 "
                          "(prefetch.global.L2 at the top of each iteration)")
-    assert _loop(ptx).count("prefetch.global.L2") == 1        # 5 lines over 128 threads: one round
+    assert loop_text(ptx).count("prefetch.global.L2") == 1        # 5 lines over 128 threads: one round
 
 
 def test_a_loop_that_writes_global_memory_prefetches_nothing():

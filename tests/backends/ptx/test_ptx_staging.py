@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from ptx_support import ROOT, launch, needs_ptxas, toolchain
+from ptx_support import ROOT, launch, loop_text, needs_ptxas, toolchain
 
 import vmlang as vm
 from vmlang.ir import dtypes as D
@@ -67,14 +67,6 @@ def _lower(kernel, options, arch="sm_90"):
     return ptx, [t for _, t in getattr(lw, "pipeline_notes", ())], lw
 
 
-def _loop(ptx: str) -> str:
-    """The text of the kernel's loop: from a label to the branch back to it."""
-    for m in re.finditer(r"^(\$L__BB\d+_\d+):$", ptx, re.M):
-        back = re.search(r"bra(?:\.uni)?\s+" + re.escape(m.group(1)) + ";", ptx[m.end():])
-        if back:
-            return ptx[m.end():m.end() + back.start()]
-    raise AssertionError("no loop")
-
 
 @needs_ptxas
 @pytest.mark.parametrize("arch", ["sm_90", "sm_80"])
@@ -91,14 +83,14 @@ def test_gemv_codes_are_staged(arch, stages):
                      f"{stages - 2} per iteration, copies of iteration i+{stages - 1} issued before iteration i "
                      f"computes"]
     assert lw.shared_max == stages * 4096
-    loop = _loop(ptx)
+    loop = loop_text(ptx)
     assert ptx.count("cp.async.ca.shared.global") == 8 * stages and loop.count("cp.async.ca.shared.global") == 8
     assert loop.count("ld.shared.v2.b32") == 8 and f"cp.async.wait_group {stages - 2};" in loop
     assert "bar.sync" not in ptx
     assert "ld.global.v2" not in loop and "ld.global.u16" in loop and "ld.global.v4" in loop
     plain, none, lw0 = _lower(_gemv(), None, arch)
     assert "cp.async" not in plain and none == [] and lw0.shared_max == 0
-    assert _loop(plain).count("ld.global.v2") == 8
+    assert loop_text(plain).count("ld.global.v2") == 8
 
 
 @needs_ptxas
@@ -132,7 +124,7 @@ def test_masked_chunks_and_one_iteration():
 
 
 @pytest.mark.parametrize("N, trips", [(1000, 8), (100, 4), (3, 2), (128, 1)])
-def test_run_staged_loop(N, trips, backend):
+def test_run_stagedloop_text(N, trips, backend):
     """The masked loop staged over 2 and 3 stages agrees with the VM (exact: f32 sums of the same
     values in the same order per thread); on numpy and triton the option changes nothing."""
     from support import run_kernel
