@@ -34,14 +34,19 @@ with the ldmatrix/mma of the body. The stage buffer of a tile is a run-time byte
 stage: 0, SB, 2 SB, 0, ...) and ``wr`` (write stage: the previous ``rd``).
 
 S comes from :data:`STAGES` or the ``pipeline_stages`` option of :func:`.launch.lower_program` (1 or 0:
-no pipelining). Measured on an H100 (matmul_f16 4096^3, 128x128x32, 4 warps): S = 3 and S = 4 run at
-the same speed, S = 2 about 3 % slower.
+no pipelining; :attr:`vmlang.runtime.options.CompileOptions.pipeline_stages` per compilation). Measured on an
+H100 (matmul_f16 4096^3, 128x128x32, 4 warps): S = 3 and S = 4 run at the same speed, S = 2 about 3 %
+slower; the int2 GEMV's staged codes: S = 2 28.5-28.9 µs, S = 3 29.6-30.3, S = 4 31.7 (session 15).
 
 **Conditions** (all decided at compile time from the IR; otherwise the loop is lowered as before):
 
 * a load qualifies when it is an instruction at the top level of the loop body (runs once per iteration),
   reads a global tensor into a shared tile, :func:`.async_copy.copy_plan` accepts it (cp.async applies:
-  vector plan, code-0 fill, chunks contiguous in shared memory), its index depends on the loop variable,
+  vector plan, code-0 fill, chunks contiguous in shared memory) -- or into a register tile that
+  :func:`.staging.private_plan` stages (the ``stage_loads`` option names its tensor; each thread copies its
+  own chunks into its own slots, so these loads need no barrier, and a loop of one or only such loads has
+  none: neither in the prologue nor per iteration; a loop known to run once is not staged) --, its index
+  depends on the loop variable,
   and everything its index and fill depend on inside the body is a side-effect-free scalar instruction
   (constants, arithmetic, comparisons, casts, ``where``) of the loop variable and values from outside the
   loop (not of loop-carried values);
