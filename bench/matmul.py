@@ -11,8 +11,9 @@ next to ``torch.matmul`` (cuBLAS) on the same inputs. GPU time per call comes fr
 
 Usage (on the GPU machine): ``python bench/matmul.py [--shapes 4096x4096x4096] [--backend triton,ptx]
 [--tiles 64x64x32,128x128x32x8] [--out bench/RESULTS.md]``; a tile is ``BMxBNxBK`` or ``BMxBNxBKxW`` (W warps
-per block, default 4); ``--smoke`` runs a tiny shape (also on a CPU) to
-check the script itself.
+per block, default 4), optionally followed by ``sS``: compiled with ``pipeline_stages = S`` (ptx: S stage
+buffers of the cp.async pipeline, e.g. ``128x128x32x4s4``); ``--repeat N`` times the whole table N times
+(run-to-run spread); ``--smoke`` runs a tiny shape (also on a CPU) to check the script itself.
 """
 from __future__ import annotations
 
@@ -72,10 +73,12 @@ def run(args) -> list[dict]:
         for be in args.backends:
             for tile in args.tiles:
                 c = torch.empty((M, N), dtype=torch.float16, device=dev)
-                name = f"vmlang {be} {'x'.join(str(v) for v in tile)}"
+                tile, stages = tile[:-1], tile[-1]
+                name = f"vmlang {be} {'x'.join(str(v) for v in tile)}{f' s{stages}' if stages else ''}"
                 consts = dict(zip(("BM", "BN", "BK", "W"), tile))
+                opts = {"pipeline_stages": stages} if stages else None
                 try:
-                    t = timed(lambda: k(a, b, c, backend=be, **consts), args.warmup, args.iters, dev)
+                    t = timed(lambda: k(a, b, c, backend=be, options=opts, **consts), args.warmup, args.iters, dev)
                     rows.append(dict(shape=(M, N, K), impl=name, us=t, err=err(c)))
                 except Exception as e:  # noqa: BLE001 - a failing configuration is reported, the run goes on
                     rows.append(dict(shape=(M, N, K), impl=name, us=float("nan"), err=float("nan"),
@@ -102,15 +105,21 @@ def fmt_row(r) -> str:
 
 
 def parse_tile(text: str) -> tuple:
-    """``BMxBNxBK`` or ``BMxBNxBKxW`` (W: warps per block; the kernel's default when left out).
+    """``BMxBNxBK`` or ``BMxBNxBKxW`` (W: warps per block; the kernel's default when left out), with an
+    optional ``sS`` (pipeline stages) -> the tile's values, then S (0: the backend's default).
 
-    >>> parse_tile("128x128x32x8")
-    (128, 128, 32, 8)
+    >>> parse_tile("128x128x32x8"), parse_tile("128x128x32s4")
+    ((128, 128, 32, 8, 0), (128, 128, 32, 4))
     """
-    vals = tuple(int(v) for v in text.split("x"))
-    if len(vals) not in (3, 4):
-        raise SystemExit(f"--tiles: {text!r} is not BMxBNxBK or BMxBNxBKxW")
-    return vals
+    body, _, stages = text.partition("s")
+    try:
+        vals = tuple(int(v) for v in body.split("x"))
+        s = int(stages) if stages else 0
+    except ValueError:
+        vals, s = (), 0
+    if len(vals) not in (3, 4) or s < 0:
+        raise SystemExit(f"--tiles: {text!r} is not BMxBNxBK[xW][sS]")
+    return vals + (s,)
 
 
 def main(argv=None):
@@ -121,12 +130,15 @@ def main(argv=None):
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", default=None, help="append the table (markdown) to this file")
+    p.add_argument("--repeat", type=int, default=1, help="time the whole table this many times")
     p.add_argument("--smoke", action="store_true", help="a tiny shape, any device: checks the script")
     args = p.parse_args(argv)
     import torch
     args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.smoke:
-        args.shapes, args.iters, args.warmup, args.tiles = "40x24x40", 1, 1, "16x16x16"
+        args.shapes, args.iters, args.warmup = "40x24x40", 1, 1
+        if args.tiles == p.get_default("tiles"):
+            args.tiles = "16x16x16"
         if args.device == "cpu":
             args.backend = "numpy"
     args.shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
@@ -134,7 +146,7 @@ def main(argv=None):
     args.backends = [b for b in args.backend.split(",") if b]
     t0 = time.time()
     print(HEAD)
-    rows = run(args)
+    rows = [r for _ in range(max(1, args.repeat)) for r in run(args)]
     if args.out:
         dev = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
         with open(args.out, "a") as fh:

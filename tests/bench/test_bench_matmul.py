@@ -19,3 +19,22 @@ def test_smoke_run_prints_a_row_per_kernel(capsys):
     for ln in lines:
         err = float(ln.split("|")[6])
         assert 0 < err < 2e-3, ln      # f16 output rounding (2**-11 relative) dominates
+
+
+def test_stage_suffix_and_repeat(capsys):
+    """A tile's ``sS`` compiles it with ``pipeline_stages = S`` (named in the row), ``--repeat 2`` prints the
+    table twice; a malformed tile is an error naming the expected form."""
+    import doctest
+    bench = runpy.run_path(str(ROOT / "bench" / "matmul.py"))
+    assert bench["main"](["--smoke", "--tiles", "16x16x16s2", "--repeat", "2", "--backend", "numpy"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 40x24x40")]
+    assert [ln.split("|")[2].strip() for ln in lines] == ["cuBLAS fp16", "vmlang numpy 16x16x16 s2"] * 2
+    with pytest.raises(SystemExit, match=r"is not BMxBNxBK\[xW\]\[sS\]"):
+        bench["parse_tile"]("16x16s")
+    with pytest.raises(SystemExit, match=r"is not BMxBNxBK\[xW\]\[sS\]"):
+        bench["parse_tile"]("16x16x16xs2")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_matmul", ROOT / "bench" / "matmul.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert doctest.testmod(mod).failed == 0
