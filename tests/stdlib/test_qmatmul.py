@@ -438,21 +438,23 @@ def test_tensor_core_gemv_stages_the_codes_where_the_table_says(monkeypatch):
 
 
 def test_ptx_gemv_with_staged_loads(backend, monkeypatch):
-    """``VMLANG_STAGE_LOADS=w`` (backends/ptx/staging.py): the GEMVs' codes are copied two steps ahead into
-    each thread's own shared-memory slots and read back from there, and still agree with the reference --
-    the tensor-core GEMV (groups as rows, edges in N and K, the last step past K, a one-step K) and the FMA
-    GEMV (its tensor-core table emptied)."""
+    """``VMLANG_STAGE_LOADS=w`` (backends/ptx/staging.py): the GEMVs' codes are copied ahead into each
+    thread's own shared-memory slots and read back from there, and still agree with the reference -- the
+    tensor-core GEMV (groups as rows, edges in N and K, the last step past K, a one-step K) and the FMA GEMV
+    (its tensor-core table emptied; int8, nf4 and float4_e2m1 codes with masked edges among them)."""
     if backend != "ptx":
         pytest.skip("stage_loads is the ptx backend's")
     from vmlang.stdlib.kernels import kernel
     monkeypatch.setenv("VMLANG_STAGE_LOADS", "w")
     rng = np.random.default_rng(79)
-    cases = ((D.int2, 100, 1000), (D.int2, 17, 2048), (D.int4, 33, 1152), (D.int3, 5, 128), (D.int6, 3, 3000))
+    cases = (("int", D.int2, 100, 1000), ("int", D.int2, 17, 2048), ("int", D.int4, 33, 1152),
+             ("int", D.int3, 5, 128), ("int", D.int6, 3, 3000), ("int", D.int8, 33, 1000),
+             ("nf4", D.nf4, 17, 1000), ("float", D.float4_e2m1, 5, 3000))
     for mma in (True, False):
         if not mma:
             monkeypatch.setattr(QM, "PTX_MMA_GEMV_TILES", {})
-        for dt, N, K in cases:
-            qw = make_weight(rng, "int", dt, N, K, 128)
+        for scheme, dt, N, K in cases:
+            qw = make_weight(rng, scheme, dt, N, K, 128)
             x = make_x(rng, 1, K, "torch-f16")
             check(x, qw, QM.qmatmul(x, qw, backend="ptx"), f"{qw} {'mma' if mma else 'fma'} GEMV, staged codes")
     reports = [c.report for c in kernel("qmatmul")._compiled.values() if hasattr(c, "ptx")]
