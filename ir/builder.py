@@ -40,6 +40,42 @@ class Builder:
         self.append(ins)
         return out
 
+    def mark(self) -> tuple:
+        """A position in the open block, for :meth:`made_since`."""
+        return len(self._blocks), len(self._blocks[-1])
+
+    def made_since(self, mark: tuple, v: Value) -> bool:
+        """Whether ``v`` is the result of the open block's last instruction and that instruction was appended
+        after ``mark`` (in the same block): nothing before it can have used ``v``, and no name bound
+        earlier refers to it."""
+        depth, n = mark
+        blk = self._blocks[-1]
+        return depth == len(self._blocks) and len(blk) > n and getattr(blk[-1], "out", None) is v
+
+    def last(self) -> Instr | None:
+        """The last instruction of the open block (None when it is empty)."""
+        blk = self._blocks[-1]
+        return blk[-1] if blk else None
+
+    def retype_last(self, v: Value, type_: Type) -> Value | None:
+        """Give ``v`` the type ``type_`` where it is the result of the last instruction of the open block
+        (nothing can have used it yet): that instruction is rebuilt with the new result, whose constructor
+        validates it again. Returns the new value, or None (nothing changed) when ``v`` is not that result.
+
+        >>> from vmlang.ir import dtypes as D
+        >>> b = Builder()
+        >>> one = b.const(1, D.int32)
+        >>> str(b.retype_last(one, ScalarType(D.int16)).type), b.retype_last(one, ScalarType(D.int16))
+        ('int16', None)
+        """
+        import dataclasses
+        blk = self._blocks[-1]
+        if not blk or getattr(blk[-1], "out", None) is not v:
+            return None
+        new = Value(v.id, type_, v.name)
+        blk[-1] = dataclasses.replace(blk[-1], out=new)
+        return new
+
     def const(self, value, dtype) -> Value:
         out = self.value(ScalarType(dtype))
         self.append(Const(out, value, loc=self.loc))

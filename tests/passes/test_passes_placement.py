@@ -100,6 +100,28 @@ kernel user(x: f16[N] global, y: f16[N] global) grid(1) {
     assert note_of(p, "r%").endswith("register: user")
 
 
+def test_a_load_annotated_shared_is_placed_itself():
+    """``t: shared = load(...)`` places the global load itself in shared memory (no register load, no
+    conversion); a value bound to a name earlier, a computed value and a load of a tile keep the
+    conversion (the annotation then applies to the value, not to an instruction nothing else uses)."""
+    k = vm.compile_source("""
+kernel a(x: f16[N] global, y: f16[N] global) grid(1) {
+    t: shared = load(x[0 : +128]);
+    u = load(x[128 : +128]);
+    v: shared = u;
+    w: shared = load(x[256 : +128]) * 2.0;
+    z: shared = load(t[0 : +64]);
+    store(y[0 : +128], t + v + w);
+    store(y[128 : +64], z);
+}""")
+    loads = [i for i in k.body.instrs if isinstance(i, N.Load)]
+    assert [i.out.type.space for i in loads] == [SHARED, AUTO, AUTO, AUTO]
+    converts = [i for i in k.body.instrs if isinstance(i, N.ConvertLayout)]
+    assert [(c.x.name, c.out.name) for c in converts] == [("u", "v"), ("w", "w"), ("z", "z")]
+    p = placed(k)
+    assert note_of(p, "t%").endswith("shared: user")
+
+
 def test_loop_carried_values_are_placed_together():
     p = placed(vm.compile_file(EX / "gemv_w4a16.vm"))
     fl = next(i for i in N.walk(p.kernel.body) if isinstance(i, N.For))

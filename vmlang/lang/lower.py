@@ -14,7 +14,7 @@ from vmlang.ir import nodes as N
 from vmlang.ir.builder import Builder
 from vmlang.ir.errors import SourceLoc, VMError, VMTypeError
 from vmlang.ir.symexpr import SymConst, SymExpr, SymVar, sym_binop
-from vmlang.ir.types import BOOL, GLOBAL, INDEX, GlobalType, ScalarType, TileType, is_compute
+from vmlang.ir.types import AUTO, BOOL, GLOBAL, INDEX, SHARED, GlobalType, ScalarType, TileType, is_compute
 from vmlang.ir.verify import verify
 
 from . import ast as A
@@ -253,17 +253,21 @@ class Lowerer:
 
     def stmt_Assign(self, s: A.Assign):
         self.b.name_hint = s.target
+        mark = self.b.mark()
         v = self.expr(s.value)
         if isinstance(v, Weak) and s.annot is not None and s.annot.dtype is not None:
             from .values import const_of
             v = const_of(self, v, self.dtype_of(s.annot.dtype, s.annot.loc))
         v = materialize(self, v)
         if s.annot is not None:
-            v = self.apply_annot(v, s.annot)
+            v = self.apply_annot(v, s.annot, fresh=self.b.made_since(mark, v))
         self.bind(s.target, v, s.loc)
         self.b.name_hint = ""
 
-    def apply_annot(self, v: N.Value, t: A.TypeAnnot) -> N.Value:
+    def apply_annot(self, v: N.Value, t: A.TypeAnnot, fresh: bool = False) -> N.Value:
+        """``v`` with annotation ``t`` checked and applied (a ``ConvertLayout`` to the annotated space or
+        layout); ``fresh``: ``v`` is the result of the last instruction, made by the annotated expression
+        itself (no name refers to it yet) -- a global load then takes a ``shared`` placement itself."""
         if t.dtype is not None:
             dt = self.dtype_of(t.dtype, t.loc)
             if dt != v.dtype:
@@ -288,6 +292,13 @@ class Lowerer:
         new = v.type.with_(space=t.space or v.type.space, layout=layout)
         if new == v.type:
             return v
+        last = self.b.last()
+        if (fresh and t.space == SHARED and v.type.space == AUTO and v.type.layout is None
+                and isinstance(last, N.Load) and last.src.is_global):
+            # ``t: shared = load(...)``: a global load just made (nothing has used it) is placed in shared
+            # memory itself -- a copy the backends may make asynchronous and pipeline -- instead of being
+            # loaded into registers and then stored to shared memory
+            return self.b.retype_last(v, new)
         return self.b.emit(lambda out: N.ConvertLayout(out, v, loc=t.loc), new)
 
     def parse_layout(self, text: str, loc):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 
 import vmlang as vm
@@ -229,3 +230,42 @@ def test_shared_memory_budget_picks_fewer_stages(monkeypatch):
     ptx, report = lowered(matmul(), dict(BM=64, BN=64, BK=32))
     assert "not pipelined: 2 stages of 8192 bytes do not fit" in report
     assert "cp.async.commit_group; cp.async.wait_group 0;" in ptx
+
+
+ANNOTATED = """
+kernel annotated(x: f32[N] global, y: f32[128] global) grid(1) warps(1) {
+    acc = zeros(f32, [128]);
+    for i in range(0, N, 128) {
+        t: shared = load(x[i : +128]);       // placed in shared memory by the source
+        acc += t;
+    }
+    store(y[0 : +128], acc);
+}"""
+
+
+@needs_ptxas
+def test_a_load_the_source_places_in_shared_memory_is_pipelined():
+    """``t: shared = load(...)`` in a loop: the load itself is the shared tile, so the copies are
+    ``cp.async`` and pipelined -- no register load stored to shared memory, one barrier per iteration."""
+    _, module, lw = launch.lower_program(vm.compile_source(ANNOTATED), None, "sm_90")
+    ptx = toolchain.to_ptx(str(module), "sm_90")
+    toolchain.ptxas_check(ptx, "sm_90")
+    assert [t for _, t in lw.pipeline_notes] == [
+        "for loop pipelined: 3 stages of 512 bytes (t; 1536 bytes of shared memory), cp.async.wait_group 1 per "
+        "iteration, copies of iteration i+2 issued before iteration i computes"]
+    assert "st.shared" not in ptx and ptx.count("bar.sync") == 2 and "ld.global" not in ptx
+
+
+@pytest.mark.parametrize("N", [1, 100, 1000])
+def test_run_annotated_shared_loads(N, backend):
+    from support import run_kernel
+    rng = np.random.default_rng(N)
+    x = (rng.standard_normal(N) + 0.25).astype(np.float32)
+    y = np.zeros(128, np.float32)
+    run_kernel(backend, vm.compile_source(ANNOTATED), x, y, exact=True)
+    want = np.zeros(128, np.float32)
+    for i in range(0, N, 128):
+        part = np.zeros(128, np.float32)
+        part[: len(x[i: i + 128])] = x[i: i + 128]
+        want += part
+    np.testing.assert_array_equal(y, want)
