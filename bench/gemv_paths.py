@@ -36,9 +36,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import qmatmul as QB  # noqa: E402  (bench/qmatmul.py: weights, timer, copy bandwidth)
 
 
-#: path suffix -> the environment variable it sets for that path (CompileOptions.from_env reads it), and its value
-SUFFIXES = {"l2": "VMLANG_L2_PREFETCH", "st": "VMLANG_STAGE_LOADS"}
-SUFFIX_VALUES = {"l2": "w,s", "st": "w"}
+#: path suffix -> (the environment variable it sets for that path, CompileOptions.from_env reads it; its value)
+SUFFIXES = {"l2": ("VMLANG_L2_PREFETCH", "w,s"), "st": ("VMLANG_STAGE_LOADS", "w")}
 
 
 def run(args) -> list[dict]:
@@ -58,7 +57,7 @@ def run(args) -> list[dict]:
           f"split-K until {blocks} blocks\n\n"
           "| weight [N x K] | format | path | µs | % copy BW | rel. error |\n|---|---|---|---|---|---|")
     saved, saved_fma, saved_blocks = dict(MM.PTX_MMA_GEMV_TILES), dict(MM.PTX_GEMV_TILES), MM.PTX_GEMV_MIN_BLOCKS
-    saved_env = {v: os.environ.get(v) for v in SUFFIXES.values()}
+    saved_env = {var: os.environ.get(var) for var, _ in SUFFIXES.values()}
     MM.PTX_GEMV_MIN_BLOCKS = blocks
     rows = []
     try:
@@ -72,10 +71,10 @@ def run(args) -> list[dict]:
                 MM.PTX_MMA_GEMV_TILES.clear()
                 MM.PTX_GEMV_TILES.update(saved_fma)
                 spec, *suffixes = path.split("+")
-                for suffix, var in SUFFIXES.items():
+                for suffix, (var, value) in SUFFIXES.items():
                     os.environ.pop(var, None)
                     if suffix in suffixes:
-                        os.environ[var] = SUFFIX_VALUES[suffix]
+                        os.environ[var] = value
                 kind, *tile = spec.split(":")
                 if kind == "default":
                     MM.PTX_MMA_GEMV_TILES.update(saved)

@@ -327,9 +327,10 @@ PTX_GEMV_TILES_FLOAT = (16, 512, 4, 32)
 #: 72.4-72.6 FMA (a tie: FMA kept). Only int codes take it (float codes were not measured on it).
 #: An entry may add STAGES, the stage buffers of the codes' staging (backends/ptx/staging.py: each thread
 #: copies its codes STAGES - 1 steps ahead into its own shared-memory slots with cp.async; 0: loaded
-#: straight into registers). H100 (2026-12-06, session 15, same call): int2 staged at 3 stages 29.6 us (71%)
-#: vs 31.1-31.2 unstaged; slower for every other width (int3 40.0 vs 36.5, int4 48.0 vs 43.4, int5 57.2 vs
-#: 52.1, int6 63.9 vs 61.1, int7 81.5 vs 72.4 FMA, int8 143.9 vs 78.3)
+#: straight into registers). H100 (2026-12-06, session 15): int2 staged at 2 stages 28.5-28.9 us (72-73%),
+#: at 3 stages 29.6-30.3, at 4 31.7, unstaged 31.1-31.7; staging is slower for every other width (3 stages:
+#: int3 40.0 vs 36.5, int4 48.0 vs 43.4, int5 57.2 vs 52.1, int6 63.9 vs 61.1, int7 81.5 vs 72.4 FMA, int8
+#: 143.9 vs 78.3; 2 stages: int3 38.1 vs 37.0, int4 44.9 vs 43.6, int5 56.7 vs 52.3, int6 63.2 vs 61.2)
 PTX_MMA_GEMV_TILES: dict = {2: (16, 128, 2, 1, 8, 2), 3: (8, 128, 1, 1, 8), 4: (16, 128, 2, 1, 8),
                             5: (16, 128, 4, 1, 8), 6: (16, 128, 4, 1, 8), 8: (16, 128, 4, 1, 8)}
 

@@ -126,6 +126,21 @@ class GlobalArg:
     dtype: object
 
 
+def tensor_names(spec: str | None) -> frozenset:
+    """The global tensors an option such as ``l2_prefetch`` or ``stage_loads`` names (``"w, s"``; ``"*"``:
+    every tensor), parsed once per compilation.
+
+    >>> sorted(tensor_names("w, s,")), tensor_names("")
+    (['s', 'w'], frozenset())
+    """
+    return frozenset(n.strip() for n in (spec or "").split(",") if n.strip())
+
+
+def names_tensor(names: frozenset, tensor) -> bool:
+    """Whether ``names`` (:func:`tensor_names`) selects the global tensor ``tensor`` (a parameter value)."""
+    return "*" in names or tensor.name in names
+
+
 def elem_bytes(dt) -> int:
     """Bytes of one element's repr in scratch/shared memory."""
     t = C.repr_type(dt)

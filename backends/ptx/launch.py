@@ -13,7 +13,7 @@ from vmlang.ir.errors import BackendError
 from vmlang.runtime.args import (Binding, bind_args, scalar_bits, storage_strides, word_aligned_copy,
                                  written_params)
 
-from .core import Lowerer, _symbol, signature
+from .core import Lowerer, _symbol, signature, tensor_names
 
 PTX_FILE, LL_FILE, META_FILE = "kernel.ptx", "kernel.ll", "kernel.json"
 
@@ -113,8 +113,8 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     stages = _option(options, "pipeline_stages", STAGES)
     lw = Lowerer(program, arch or "sm_90")
     lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
-    prefetch = _option(options, "l2_prefetch", "", str)
-    staged = _option(options, "stage_loads", "", str)
+    prefetch = tensor_names(_option(options, "l2_prefetch", "", str))
+    staged = tensor_names(_option(options, "stage_loads", "", str))
     lw.l2_prefetch, lw.stage_loads = prefetch, staged
     module = lw.finish()
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)

@@ -70,8 +70,8 @@ from llvmlite import ir
 
 from vmlang.ir import nodes as N
 
+from . import staging
 from .core import I32, I64, GlobalArg, SharedTile, const_i32
-from .staging import Staged
 
 #: stage buffers per pipelined tile (2 when 3 do not fit)
 STAGES = 3
@@ -180,7 +180,6 @@ def writes_global(block: N.Block) -> bool:
 def plan_loop(lw, loop: N.For):
     """``(LoopPlan or None, reason)`` for ``loop`` (see the module docstring for the conditions)."""
     from .async_copy import copy_plan
-    from .staging import private_plan
     if getattr(lw, "pipeline_off", False):
         return None, "pipelining is off"
     if writes_global(loop.body):
@@ -205,7 +204,7 @@ def plan_loop(lw, loop: N.For):
             size = cp.size_bytes
         else:
             # staged register loads (option stage_loads); a loop that runs at most once gains nothing
-            pp = private_plan(lw, ins)
+            pp = staging.private_plan(lw, ins)
             if pp is None or (trip_count(lw, loop) or 2) < 2:
                 continue
             private.append((ins, pp, off))
@@ -256,7 +255,6 @@ def _issue(lw, loop: N.For, plan: LoopPlan, region: int, it, stop, stage_base) -
     the index slice lowered again for ``it``; every copy is predicated on ``it < stop`` (past the end:
     nothing is read or written, whatever the addresses). Predication rather than a branch keeps the
     iteration one basic block, so ptxas may interleave these copies with the body's ldmatrix and mma."""
-    from . import staging
     from .async_copy import issue_copies
     exists = lw.b.icmp_signed("<", it, lw.b.sext(stop, I64))
     with at_iteration(lw, loop, plan.slice, it):
@@ -291,6 +289,7 @@ def try_pipeline(lw, loop: N.For) -> bool:
         _issue(lw, loop, plan, region, it, stop, const_i32(j * SB))
         commit(lw)
     skip = {id(ins) for ins, _, _ in plan.loads}
+    staged = lw.__dict__.setdefault("staged_loads", {})     # read by vector.vector_load (staging.staged_of)
     body = N.Block(tuple(x for x in loop.body.instrs if id(x) not in skip))
 
     def enter(var, state):
@@ -304,14 +303,13 @@ def try_pipeline(lw, loop: N.For) -> bool:
         for ins, cp, off in plan.loads:
             lw.set(ins.out, StagedTile(region + off, cp.mem, cp.dtype, cp.shape, cp.ebytes, rd))
         for ins, pp, off in plan.private:       # the body's load reads them back (vector.vector_load)
-            staged[ins.out.id] = Staged(pp, region + off, rd)
+            staged[ins.out.id] = staging.Staged(pp, region + off, rd)
 
     def advance(state):
         rd, _ = state
         up = b.add(rd, const_i32(SB))
         return [b.select(b.icmp_unsigned("==", up, const_i32(S * SB)), const_i32(0), up), rd]
 
-    staged = lw.__dict__.setdefault("staged_loads", {})
     emit_for(lw, loop, body, state=[const_i32(0), const_i32((S - 1) * SB)], advance=advance, enter=enter)
     wait_group(lw, 0)
     for ins, _, _ in plan.private:

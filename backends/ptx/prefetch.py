@@ -42,7 +42,7 @@ from llvmlite import ir
 from vmlang.ir import nodes as N
 
 from . import memory as M
-from .core import GPTR, I32, I64, GlobalArg, const_i32
+from .core import GPTR, I32, I64, GlobalArg, const_i32, names_tensor
 from .vector import vector_plan
 
 #: bytes of a cache line
@@ -52,13 +52,13 @@ LINE = 128
 def plan(lw, loop: N.For) -> list:
     """``[(load, slice instructions)]`` whose next iteration's lines are prefetched (empty: none)."""
     from .pipeline import index_slice, writes_global
-    names = {n.strip() for n in (getattr(lw, "l2_prefetch", "") or "").split(",") if n.strip()}
+    names = getattr(lw, "l2_prefetch", frozenset())     # launch.lower_program: the option, parsed
     if not names or writes_global(loop.body):
         return []
     out = []
     for ins in loop.body.instrs:
         if not (isinstance(ins, N.Load) and ins.out.is_tile and isinstance(lw.env.get(ins.src.id), GlobalArg)
-                and ("*" in names or ins.src.name in names)):
+                and names_tensor(names, ins.src)):
             continue
         sl = index_slice(loop, ins)
         if sl is not None and sl[1]:

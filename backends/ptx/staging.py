@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from . import memory as M
-from .core import I32, const_i32
+from .core import I32, const_i32, names_tensor
 
 #: bits per access a staged load may have (one cp.async of 16, 8 or 4 bytes per chunk)
 STAGED_WIDTHS = (128, 64, 32)
@@ -63,11 +63,6 @@ class PrivatePlan:
         return base + (j * self.threads + thread) * self.nbytes
 
 
-def names(lw) -> set:
-    """The global tensors whose register loads are staged (the ``stage_loads`` option; ``*``: all)."""
-    return {n.strip() for n in (getattr(lw, "stage_loads", "") or "").split(",") if n.strip()}
-
-
 def private_plan(lw, i) -> PrivatePlan | None:
     """The :class:`PrivatePlan` of load ``i`` (a global slice into a register tile of a tensor the option
     names), or None where staging does not apply: no vector plan of 128, 64 or 32 bits covering every
@@ -75,9 +70,8 @@ def private_plan(lw, i) -> PrivatePlan | None:
     copy it to its own slots: the bytes in flight grow by the replication, not the latency hidden).
     Emits nothing."""
     from .vector import plan_of
-    want = names(lw)
-    if not want or not (i.out.is_tile and i.out.type.space == "register") or \
-            not ("*" in want or i.src.name in want):
+    want = getattr(lw, "stage_loads", frozenset())      # launch.lower_program: the option, parsed
+    if not want or not (i.out.is_tile and i.out.type.space == "register") or not names_tensor(want, i.src):
         return None
     plan = plan_of(lw, i)
     if plan is None or plan.bits_per_access not in STAGED_WIDTHS:
@@ -156,5 +150,5 @@ def staged_of(lw, i) -> Staged | None:
     return getattr(lw, "staged_loads", {}).get(i.out.id)
 
 
-__all__ = ["PrivatePlan", "Staged", "names", "private_plan", "issue", "read", "staged_of", "replicated",
+__all__ = ["PrivatePlan", "Staged", "private_plan", "issue", "read", "staged_of", "replicated",
            "STAGED_WIDTHS"]

@@ -85,21 +85,21 @@ def vector_load(lw, i, src, lay):
         return None
     w = plan.bits_per_access
     st = staged_of(lw, i)
-    if st is not None and st.plan.lay != lay:
-        st = None               # staged for another layout: its chunks are not this one's (load from global)
-    if st is not None:          # copied by cp.async iterations ago into this thread's slots (staging.py)
+    if st is not None and st.plan.lay == lay:
+        # copied by cp.async iterations ago into this thread's slots (staging.py); staged for another
+        # layout, its chunks would not be this one's: then it loads from global memory below
         words, preds = read(lw, i, src, st)
     else:
         words, preds = [], []
-    for ptr, ok, imm in (_chunks(lw, i, src, lay, i.out.shape, plan, bits) if st is None else ()):
-        if w == 128:
-            ws = M.load_global_vec(lw, ptr, ok, 4, imm)
-        elif w == 64:
-            ws = M.load_global_vec(lw, ptr, ok, 2, imm)
-        else:
-            ws = [M.load_global(lw, ptr, ok, w, imm)]
-        words += ws
-        preds.append(ok)
+        for ptr, ok, imm in _chunks(lw, i, src, lay, i.out.shape, plan, bits):
+            if w == 128:
+                ws = M.load_global_vec(lw, ptr, ok, 4, imm)
+            elif w == 64:
+                ws = M.load_global_vec(lw, ptr, ok, 2, imm)
+            else:
+                ws = [M.load_global(lw, ptr, ok, w, imm)]
+            words += ws
+            preds.append(ok)
     unit = 16 if w == 16 else 32
     codes, where = split_words(lw.b, words, bits, lay.values, unit)
     oks = [preds[v * bits // w] for v in range(lay.values)]

@@ -37,6 +37,8 @@ from .options import CompileOptions
 from .progress import status
 
 RESERVED = ("backend", "options")
+#: the CompileOptions fields a call's ``options`` may set (the backend is the call's own argument)
+_OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(CompileOptions)) - {"backend"}
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,10 @@ class Kernel:
         else:
             opts = CompileOptions.from_env(backend=backend)
         if overrides:
-            known = {f.name for f in dataclasses.fields(CompileOptions)} - {"backend"}
-            bad = sorted(set(overrides) - known)
+            bad = sorted(set(overrides) - _OVERRIDABLE)
             if bad:
                 raise ArgumentError(f"{self.name}: options has no field {', '.join(map(repr, bad))} (CompileOptions "
-                                    f"fields: {', '.join(sorted(known))}; the backend is its own argument)")
+                                    f"fields: {', '.join(sorted(_OVERRIDABLE))}; the backend is its own argument)")
             opts = opts.replace(**overrides)
         return opts
 

@@ -171,3 +171,14 @@ def test_every_example_and_fma_gemv_assembles_with_everything_staged(stages):
                       LUT=int(T.is_codebook)).consts
         notes = assemble(q._lower(dict(consts), (("N", 100), ("K", 1000))))
         assert any(f"{stages} stages" in t and "the load of w (registers, staged" in t for t in notes), T
+
+
+def test_option_names_are_parsed_once():
+    """``l2_prefetch`` and ``stage_loads`` name tensors the same way (core.tensor_names, its doctest too):
+    comma-separated, spaces and empty items ignored, ``*`` selects every tensor."""
+    core = importlib.import_module("vmlang.backends.ptx.core")
+    assert doctest.testmod(core).failed == 0
+    names = core.tensor_names(" w ,s")
+    x, w = vm.compile_source(LOOP).params[0], _gemv().params[1]
+    assert names == {"w", "s"} and core.names_tensor(names, w) and not core.names_tensor(names, x)
+    assert core.names_tensor(core.tensor_names("*"), x) and not core.names_tensor(core.tensor_names(""), x)
