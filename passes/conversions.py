@@ -55,7 +55,8 @@ class ReducePlan:
 
 @dataclass(frozen=True)
 class DotPlan:
-    """``mma``: the mma.sync m16n8k16 layouts over ``warps = (wm, wn)``; otherwise an FMA dot.
+    """``mma``: the mma.sync m16n8k16 layouts over ``warps = (wm, wn)`` (or, with ``wgmma``, the warpgroup
+    MMA layouts over ``(gm, gn)`` warpgroups); otherwise an FMA dot.
     ``rows``: the few-row dot on mma (:mod:`.mma_rows`: the transposed product, ``wm`` = 1), whose k
     order feeds the pairs ``pairs`` of offsets of a lane's run to its mma registers in turn
     (:func:`.mma_rows.run_order`, :func:`.mma_rows.k_order`)."""
@@ -64,6 +65,7 @@ class DotPlan:
     reason: str
     rows: bool = False
     pairs: tuple = ()
+    wgmma: tuple = ()       # (gm, gn, mb, n) of the warpgroup-MMA layouts (:mod:`.wgmma`), else empty
 
 
 def convert_plan(src, dst) -> ShapePlan:

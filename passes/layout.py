@@ -66,8 +66,9 @@ def _tile_slots(ins):
 
 
 class _Infer(DotRules, ShapeRules):
-    def __init__(self, kernel: N.Kernel):
+    def __init__(self, kernel: N.Kernel, options=None):
         self.k = kernel
+        self.options = options
         self.threads = kernel.warps * 32
         self.lay: dict[int, object] = {}
         self.flex: dict[int, tuple] = {}
@@ -472,7 +473,7 @@ VISIT = {N.Load: "load", N.Full: "create", N.Arange: "create", N.Codebook: "crea
 
 def run(program: Program, options=None) -> Program:
     k = program.kernel
-    inf = _Infer(k)
+    inf = _Infer(k, options)
     inf.block(k.body)
     inf.finish()
     return rewrite(program, inf)

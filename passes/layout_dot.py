@@ -21,6 +21,7 @@ from vmlang.ir.errors import LayoutError
 from vmlang.ir.layout import TVLayout, choose_shared_layout
 
 from . import mma_rows as MR
+from . import wgmma as WG
 from . import tvmaps as TM
 from .conversions import DotPlan
 from .program import value_label
@@ -55,6 +56,12 @@ class DotRules:
         base = self.default(v)
         for use, f in self.uses_of(v):
             if isinstance(use, N.Dot) and f in ("a", "b") and v.type.layout is None:
+                if self.wgmma(use) is not None:
+                    mem = WG.canonical_shared(tuple(v.shape), v.dtype.nbits)
+                    self.note(ins, f"{value_label(v)}: shared layout for the wgmma {f} operand: {mem} "
+                                   f"({WG.swizzle_bytes(tuple(v.shape), v.dtype.nbits)}-byte swizzle atoms, "
+                                   f"read by descriptor)")
+                    return mem
                 m = self.mma(use)
                 if m is None:
                     break
@@ -81,6 +88,24 @@ class DotRules:
         (m, k), n = ins.a.shape, ins.b.shape[1]
         return TM.mma_layouts(m, n, k, self.k.warps)
 
+    def wgmma(self, ins: N.Dot):
+        """The warpgroup-MMA layouts (:mod:`.wgmma`) when the target has wgmma (``arch`` sm_90/sm_90a and
+        the ``wgmma`` option on) and the dot fits it: f16/bf16 operands that are global loads placed in
+        shared memory without a user layout (their layout is then the canonical one), an f32 accumulator,
+        and a shape and warp count :func:`.wgmma.wgmma_layouts` accepts; else None."""
+        from .program import option
+        if option(self.options, "arch") not in WG.ARCHS or not option(self.options, "wgmma"):
+            return None
+        if ins.a.dtype not in (D.float16, D.bfloat16) or ins.acc.dtype != D.float32 or ins.out.dtype != D.float32:
+            return None
+        for x in (ins.a, ins.b):
+            if self.is_reg(x) or x.type.layout is not None or not isinstance(self.defs.get(x.id), N.Load):
+                return None
+            if WG.canonical_shared(tuple(x.shape), x.dtype.nbits) is None:
+                return None
+        (m, k), n = ins.a.shape, ins.b.shape[1]
+        return WG.wgmma_layouts(m, n, k, self.k.warps)
+
     def rows(self, ins: N.Dot):
         """The few-row layouts (:mod:`.mma_rows`) when they apply: f16/bf16 in registers, f32 out."""
         if ins.a.dtype not in (D.float16, D.bfloat16) or ins.out.dtype != D.float32:
@@ -92,9 +117,16 @@ class DotRules:
 
     def dot(self, ins: N.Dot):
         (m, k), n = ins.a.shape, ins.b.shape[1]
-        mm = self.mma(ins)
-        rl = self.rows(ins) if mm is None else None
-        if rl is not None:
+        wg = self.wgmma(ins)
+        mm = self.mma(ins) if wg is None else None
+        rl = self.rows(ins) if mm is None and wg is None else None
+        if wg is not None:
+            self.set(ins.out, wg.c)
+            self.want(ins, "acc", ins.acc, wg.c, "the accumulator of dot is in the wgmma accumulator layout")
+            why = (f"wgmma.mma_async m64n{wg.n}k16 over {wg.gm} x {wg.gn} warpgroups, {wg.mb} per warpgroup "
+                   f"and k step of 16, both operands read from shared memory by descriptor")
+            self.plans[id(ins)] = DotPlan(True, (wg.gm, wg.gn), why, wgmma=(wg.gm, wg.gn, wg.mb, wg.n))
+        elif rl is not None:
             self.set(ins.out, rl.c)
             self.rows_out.add(ins.out.id)
             self.want(ins, "acc", ins.acc, rl.c, "the accumulator of dot is in the mma C layout (transposed)")

@@ -164,7 +164,7 @@ def _decide(head, vids, values, defs, use, threads, budget, dot_min):
         if isinstance(ins, N.Dot) and f in ("a", "b") and loaded and tile_bytes(t) >= dot_min \
                 and not (f == "a" and _few_rows(ins)):
             return SHARED, (f"operand {f} of dot{_where(ins)}, loaded from memory and at least "
-                            f"{dot_min} B: staged in shared memory (cp.async), read with ldmatrix")
+                            f"{dot_min} B: staged in shared memory (cp.async), read by the tensor cores")
     if regs > budget:
         return SHARED, f"{regs} registers per thread would exceed the budget of {budget}"
     return REGISTER, f"{regs} register{'s' if regs != 1 else ''} per thread"

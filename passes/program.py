@@ -125,6 +125,20 @@ class PassOptions:
     dot_shared_min_bytes: int = 1024
     #: alignment the launcher guarantees for tensor base addresses
     base_align_bytes: int = 16
+    #: the target GPU architecture (``sm_80``, ``sm_90`` ...; None: none in particular). On ``sm_90`` and
+    #: ``sm_90a`` a dot whose operands are in shared memory is laid out for warpgroup MMA (:mod:`.wgmma`)
+    arch: str | None = None
+    #: use warpgroup MMA where the architecture has it (False: mma.sync layouts everywhere)
+    wgmma: bool = True
+
+
+def with_arch(options, arch: str | None) -> dict:
+    """The pass options of ``options`` (a mapping, a CompileOptions or None) as a dict, with ``arch`` set
+    (the target a backend resolved, e.g. the current GPU's when the options leave it open)."""
+    import dataclasses
+    out = {f.name: option(options, f.name) for f in dataclasses.fields(PassOptions)}
+    out["arch"] = arch
+    return out
 
 
 def option(options, name: str):

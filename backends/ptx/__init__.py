@@ -26,8 +26,9 @@ from . import toolchain as _toolchain_module  # noqa: E402,F401  (loaded first: 
 
 #: the lowering's revision, part of every cached kernel's key (:func:`toolchain`): raised when generated code
 #: changes in a way an older cache entry must not survive -- 2: barriers are ``convergent`` (an entry from
-#: before could hold PTX that hangs the GPU, under the same vmlang version)
-LOWERING_REVISION = 2
+#: before could hold PTX that hangs the GPU, under the same vmlang version); 3: on sm_90 a dot of shared
+#: operands runs on warpgroup MMA (an entry from before holds the slower mma.sync code)
+LOWERING_REVISION = 3
 
 
 def toolchain() -> dict[str, str]:

@@ -153,7 +153,7 @@ class Lowerer:
     """Lowers one kernel (with layouts and placement from :func:`vmlang.passes.pipeline`) into an
     llvmlite module holding one ``ptx_kernel`` function."""
 
-    def __init__(self, program, arch: str = "sm_90"):
+    def __init__(self, program, arch: str = "sm_90", wgmma: bool = True):
         self.program = program
         self.kernel = program.kernel
         self.facts = program.facts
@@ -176,7 +176,14 @@ class Lowerer:
         self._thread_parts: dict = {}
         self.smem = ir.GlobalVariable(self.module, ir.ArrayType(I8, 0), "vm_smem", addrspace=3)
         self.smem.linkage = "external"
-        self.smem.align = 16
+        # a kernel with a warpgroup-MMA dot: its operands are swizzled on absolute shared addresses (tiles
+        # 1024-byte aligned) and read through the async proxy (a proxy fence before each barrier)
+        from vmlang.passes.conversions import DotPlan
+        from .wgmma import ARCHS
+        self.wgmma = wgmma and arch in ARCHS and any(p.wgmma for p in self.facts.of_type(DotPlan).values())
+        self.wgmma_dots = 0                       # dots lowered on wgmma (.wgmma.try_lower)
+        self.tile_align = 1024 if self.wgmma else 16
+        self.smem.align = self.tile_align
         self._bind_params()
 
     # -- parameters ------------------------------------------------------------------------
@@ -333,12 +340,13 @@ class Lowerer:
         return self.b.urem(q, const_i32(size))
 
     # -- shared memory -----------------------------------------------------------------------
-    def alloc_shared(self, nbytes: int, align: int = 16, transient: bool = False) -> int:
+    def alloc_shared(self, nbytes: int, align: int | None = None, transient: bool = False) -> int:
         """Byte offset of ``nbytes`` of dynamic shared memory. A **transient** region (scratch that one rule
         writes and reads) is free again once that rule is done (:meth:`run_block`), so the next rule's
         scratch reuses it; other regions (shared tiles, values) live to the end of the kernel. Every writer
         of shared memory synchronises (``bar.sync``) before writing, so a reused region's earlier readers
-        are done."""
+        are done. ``align`` defaults to 16 for transient regions and to :attr:`tile_align` for the rest."""
+        align = align or (16 if transient else self.tile_align)
         off = (self.shared_top + align - 1) // align * align
         self.shared_top = off + nbytes
         self.shared_max = max(self.shared_max, self.shared_top)
@@ -357,7 +365,10 @@ class Lowerer:
         call is ``convergent``: LLVM then never moves or duplicates it into code that only some threads run
         (jump threading once copied it into both arms of a ``tid < n`` branch: warps split across the two
         copies waited for each other forever)."""
-        asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), "bar.sync 0;", "~{memory}", side_effect=True)
+        text = "bar.sync 0;"
+        if self.wgmma:     # what the barrier publishes is read by wgmma through the async proxy
+            text = "fence.proxy.async.shared::cta; " + text
+        asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), text, "~{memory}", side_effect=True)
         self.b.call(asm, [], attrs=("convergent",))
 
     # -- emitting ------------------------------------------------------------------------------

@@ -449,8 +449,8 @@ def _dot(lw, i):
     """Generic ``a @ b + acc``: each thread computes its accumulator elements from scratch copies of a
     and b (f32 products of f16/bf16 are exact; int8 in i32, wrapping). The mma.sync path is in
     :mod:`.mma` when the shapes and layouts allow it."""
-    from . import mma, mma_rows
-    if mma_rows.try_lower(lw, i) or mma.try_lower(lw, i):
+    from . import mma, mma_rows, wgmma
+    if mma_rows.try_lower(lw, i) or wgmma.try_lower(lw, i) or mma.try_lower(lw, i):
         return
     b = lw.b
     A, B = scratch_of(lw, i.a), scratch_of(lw, i.b)

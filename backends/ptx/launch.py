@@ -107,9 +107,10 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     copied ahead into each thread's own shared-memory slots by the pipeline, :mod:`.staging`). When a pipelined kernel needs more dynamic shared memory than the
     architecture has, it is lowered again without pipelining (the loads then stage one buffer per tile)."""
     from vmlang.passes import pipeline
+    from vmlang.passes.program import with_arch
     from . import rules  # noqa: F401  (registers every rule)
     from .pipeline import DEFAULT_SHARED_LIMIT, SHARED_LIMIT, STAGES
-    program = pipeline(kernel, options)
+    program = pipeline(kernel, with_arch(options, arch or "sm_90"))
     stages = _option(options, "pipeline_stages", STAGES)
     lw = Lowerer(program, arch or "sm_90")
     lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
@@ -117,9 +118,16 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     staged = tensor_names(_option(options, "stage_loads", "", str))
     lw.l2_prefetch, lw.stage_loads = prefetch, staged
     module = lw.finish()
+    if lw.wgmma and not lw.wgmma_dots:
+        # the layouts were made for wgmma but no dot could take it: lowered again without its shared
+        # alignment and proxy fences (mma.sync takes the same layouts)
+        lw = Lowerer(program, arch or "sm_90", wgmma=False)
+        lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
+        lw.l2_prefetch, lw.stage_loads = prefetch, staged
+        module = lw.finish()
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
     if lw.shared_max > limit and any("for loop pipelined:" in t for _, t in getattr(lw, "pipeline_notes", ())):
-        lw = Lowerer(program, arch or "sm_90")
+        lw = Lowerer(program, arch or "sm_90", wgmma=lw.wgmma)
         lw.pipeline_off, lw.l2_prefetch, lw.stage_loads = True, prefetch, staged
         module = lw.finish()
         lw.pipeline_notes = [(None, f"not pipelined: with pipelining the kernel needs more than the {limit} "

@@ -189,6 +189,7 @@ def plan_loop(lw, loop: N.For):
             lw.consts.setdefault(ins.out.id, ins.value)
     yielded = {y.id for y in loop.yields}
     loads, private, slice_ids, off = [], [], set(), 0
+    align = max(128, lw.tile_align)           # every stage buffer of every tile starts so aligned
     for ins in loop.body.instrs:
         if not (isinstance(ins, N.Load) and ins.out.is_tile and ins.out.type.space in ("shared", "register")
                 and isinstance(lw.env.get(ins.src.id), GlobalArg)) or ins.out.id in yielded:
@@ -209,12 +210,12 @@ def plan_loop(lw, loop: N.For):
                 continue
             private.append((ins, pp, off))
             size = pp.size_bytes
-        off += (size + 127) // 128 * 128
+        off += (size + align - 1) // align * align
         slice_ids |= {id(x) for x in sl[0]}
     if not loads and not private:
         return None, "no cp.async load of a global slice that moves with the loop variable"
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
-    base = (lw.shared_top + 127) // 128 * 128
+    base = (lw.shared_top + align - 1) // align * align
     want = max(2, int(getattr(lw, "pipeline_stages", STAGES)))
     for s in sorted({want, 2}, reverse=True):
         if base + s * off <= limit:
@@ -278,7 +279,7 @@ def try_pipeline(lw, loop: N.For) -> bool:
         return False
     S, SB = plan.stages, plan.stage_bytes
     b = lw.b
-    region = lw.alloc_shared(S * SB, align=128)
+    region = lw.alloc_shared(S * SB, align=max(128, lw.tile_align))
     start, stop, step = lw.get(loop.start), lw.get(loop.stop), lw.get(loop.step)
     start64, step64 = b.sext(start, I64), b.sext(step, I64)
     shared = bool(plan.loads)                # private slots need no barrier: each thread reads what it copied

@@ -173,11 +173,30 @@ def optimize(ref, tm, opt: int = 3) -> None:
     pb.getModulePassManager().run(ref, pb)
 
 
+#: instructions that exist only on an architecture's ``a`` variant (sm_90a): a module using them is
+#: emitted and assembled for that variant
+ARCH_SPECIFIC = ("wgmma.", "setmaxnreg.")
+
+
+def specific_arch(text: str, arch: str) -> str:
+    """``arch`` + ``a`` when ``text`` (LLVM IR or PTX) uses an instruction of :data:`ARCH_SPECIFIC` and
+    ``arch`` is sm_90 (a kernel with wgmma runs on an H100/H200 only), else ``arch``.
+
+    >>> specific_arch('call void asm "wgmma.fence.sync.aligned;"', "sm_90"), specific_arch("add.s32", "sm_90")
+    ('sm_90a', 'sm_90')
+    """
+    if arch == "sm_90" and any(x in text for x in ARCH_SPECIFIC):
+        return arch + "a"
+    return arch
+
+
 def to_ptx(module, arch: str = DEFAULT_ARCH, opt: int = 3, ptx: int | None = None) -> str:
     """PTX assembly of an LLVM module: ``module`` is LLVM IR text, an ``llvmlite.ir.Module`` or an
     ``llvmlite.binding.ModuleRef``. The module gets the NVPTX triple and data layout, is verified,
-    optimised at ``-O{opt}`` (0: not at all) and emitted for ``arch``. Invalid IR raises
-    :class:`BackendError` quoting the offending lines."""
+    optimised at ``-O{opt}`` (0: not at all) and emitted for ``arch`` (for sm_90a instead when it uses
+    sm_90a's instructions: :func:`specific_arch`). Invalid IR raises :class:`BackendError` quoting the
+    offending lines."""
+    arch = specific_arch(module if isinstance(module, str) else str(module), arch)
     llvm = _llvm()
     tm = target_machine(arch, ptx)
     ref, _ = _parse(module, llvm)
@@ -277,6 +296,7 @@ def _ptxas_error(ptx: str, stderr: str, arch: str) -> BackendError:
 
 def _run_ptxas(ptx: str, arch: str, extra: list[str], out: str) -> subprocess.CompletedProcess:
     _check_arch(arch)
+    arch = specific_arch(ptx, arch)     # PTX emitted for sm_90a (wgmma) assembles for sm_90a
     exe = ptxas_path()
     if exe is None:
         raise BackendError("ptx: ptxas was not found (set $PTXAS, put it on PATH or set $CUDA_HOME); it "

@@ -48,18 +48,22 @@ class CompileOptions:
     #: ptx: stage buffers of software-pipelined loops (``cp.async`` copies ``pipeline_stages - 1`` iterations
     #: ahead; 0 or 1: no pipelining; None: the backend's default, 3)
     pipeline_stages: int | None = None
+    #: ptx: on sm_90, run the dots whose operands are in shared memory on warpgroup MMA (``wgmma``; the
+    #: kernel is then emitted for sm_90a). None: on; False: mma.sync (``vmlang.backends.ptx.wgmma``)
+    wgmma: bool | None = None
 
     def replace(self, **changes) -> "CompileOptions":
         return dataclasses.replace(self, **changes)
 
     def key(self) -> dict:
         """The options that change generated code (part of every cache key; ``l2_prefetch``,
-        ``stage_loads`` and ``pipeline_stages`` only when set, and only for the ptx backend, the one they
+        ``stage_loads``, ``pipeline_stages`` and ``wgmma`` only when set, and only for the ptx backend, the one they
         change: keys without them are what they were before they existed)."""
         key = {"backend": self.backend, "specialize": self.specialize, "arch": self.arch, "debug": self.debug}
         if self.backend == "ptx":
             key.update({k: v for k, v in (("l2_prefetch", self.l2_prefetch), ("stage_loads", self.stage_loads),
-                                          ("pipeline_stages", self.pipeline_stages)) if v not in ("", None)})
+                                          ("pipeline_stages", self.pipeline_stages), ("wgmma", self.wgmma))
+                        if v not in ("", None)})
         return key
 
     def resolved_cache_dir(self) -> str:

@@ -38,12 +38,14 @@ def source(dtype="f16", assume=("M", "N", "K")) -> str:
     if dtype != "f16":
         s = s.replace("a: f16[M, K]", f"a: {dtype}[M, K]").replace("b: f16[K, N]", f"b: {dtype}[K, N]")
     facts = "".join(f"assume({x} % 16 == 0); " for x in assume)
-    return s.replace("    m0 = block.y * BM;", f"    {facts}\n    m0 = block.y * BM;")
+    return s.replace("    acc = zeros(f32, [BM, BN]);", f"    {facts}\n    acc = zeros(f32, [BM, BN]);")
 
 
-def ptx_of(src: str, consts=None, arch="sm_90") -> str:
+def ptx_of(src: str, consts=None, arch="sm_90", wgmma=False) -> str:
+    """The PTX of ``src``; on sm_90 with mma.sync unless ``wgmma`` (this file tests mma.sync; warpgroup
+    MMA, sm_90's default for shared operands, has test_ptx_wgmma.py)."""
     k = vm.compile_source(src, "matmul_f16.vm", consts or {})
-    _, module, _ = launch.lower_program(k, None, arch)
+    _, module, _ = launch.lower_program(k, {"wgmma": wgmma}, arch)
     return toolchain.to_ptx(str(module), arch)
 
 
@@ -235,15 +237,30 @@ def _kernel(dtype: str, facts: tuple, consts: tuple):
     return vm.compile_source(source(dtype, facts), "matmul_f16.vm", dict(consts))
 
 
+#: the tiles that run on warpgroup MMA when it is on (64-row multiples, 4 warps per warpgroup)
+WGMMA_TILES = ((), (("BM", 128), ("BN", 128), ("BK", 64), ("W", 8)), (("BM", 64), ("BN", 48), ("BK", 16)))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(kern, wgmma: bool):
+    """The ptx compilation of ``kern`` (one per kernel and engine: the shapes share it)."""
+    return vm.backend("ptx").compile(kern, {"wgmma": wgmma})
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("consts", [(), (("BM", 32), ("BN", 32), ("BK", 48)), (("BM", 32), ("BN", 24), ("BK", 16)),
-                                    (("BM", 17), ("BN", 17), ("BK", 17))],
-                         ids=["64x64x32", "32x32x48", "32x24x16-3warps", "17"])
+                                    (("BM", 17), ("BN", 17), ("BK", 17)),
+                                    (("BM", 128), ("BN", 128), ("BK", 64), ("W", 8)), (("BM", 64), ("BN", 48), ("BK", 16))],
+                         ids=["64x64x32", "32x32x48", "32x24x16-3warps", "17", "128x128x64x8", "64x48x16"])
 @pytest.mark.parametrize("dtype", ["f16", "bf16"])
-def test_matmul_on_gpu_matches_vm(dtype, consts, request):
+@pytest.mark.parametrize("engine", ["wgmma", "mma.sync"])
+def test_matmul_on_gpu_matches_vm(dtype, consts, engine, request):
     """Random non-zero inputs at sizes 1..200 (masked edges in every axis), with the divisibility facts the
-    runtime would add, on the ptx backend against the NumPy VM; the PTX must use mma where it should."""
+    runtime would add, on the ptx backend against the NumPy VM; the PTX must use the tensor cores where it
+    should: warpgroup MMA on sm_90 for the tiles of :data:`WGMMA_TILES` unless ``wgmma`` is off, else
+    mma.sync."""
     import ml_dtypes
+    import torch
     from support import compiled_backends, float_tolerance
     if "ptx" not in compiled_backends(request.config.getoption("--backend")):
         pytest.skip("the ptx backend is not selected / not loadable (run with --backend ptx on a GPU)")
@@ -253,13 +270,19 @@ def test_matmul_on_gpu_matches_vm(dtype, consts, request):
     for (M, N, K) in SHAPES:
         facts = tuple(x for x, v in (("M", M), ("N", N), ("K", K)) if v % 16 == 0)
         kern = _kernel(dtype, facts, consts)
-        ck = vm.backend("ptx").compile(kern)
+        ck = _compiled(kern, engine == "wgmma")
         if (facts, consts) not in seen:
             seen.add((facts, consts))
-            want_mma = consts != (("BM", 17), ("BN", 17), ("BK", 17))
-            assert ("mma.sync" in ck.ptx) == want_mma, (facts, consts)
-            if want_mma and facts == ("M", "N", "K"):
-                assert "cp.async" in ck.ptx and "ldmatrix" in ck.ptx
+            want_tc = consts != (("BM", 17), ("BN", 17), ("BK", 17))
+            on_wg = "wgmma.mma_async" in ck.ptx
+            want_wg = engine == "wgmma" and consts in WGMMA_TILES and torch.cuda.get_device_capability()[0] == 9
+            if dtype == "f16" or facts == ("M", "N", "K"):
+                assert on_wg == want_wg, (facts, consts)
+            else:   # bf16 staged through registers is 4 bytes an element in shared memory: mma.sync takes
+                assert not on_wg or want_wg, (facts, consts)     # it (a and b both by cp.async: wgmma)
+            assert ("mma.sync" in ck.ptx) == (want_tc and not on_wg), (facts, consts)
+            if want_tc and facts == ("M", "N", "K"):
+                assert "cp.async" in ck.ptx and ("ldmatrix" in ck.ptx or on_wg)
         sign = np.where(rng.random((M, K)) < 0.5, -1.0, 1.0)
         a = (sign * rng.uniform(0.25, 2.0, (M, K))).astype(npdt)
         b = (np.where(rng.random((K, N)) < 0.5, -1.0, 1.0) * rng.uniform(0.25, 2.0, (K, N))).astype(npdt)

@@ -27,7 +27,7 @@ FACTS = "assume(M % 16 == 0); assume(N % 16 == 0); assume(K % 16 == 0);"
 
 
 def matmul(facts: bool = True) -> str:
-    return SRC.replace("    m0 = block.y * BM;", f"    {FACTS if facts else ''}\n    m0 = block.y * BM;")
+    return SRC.replace("    acc = zeros(f32, [BM, BN]);", f"    {FACTS if facts else ''}\n    acc = zeros(f32, [BM, BN]);")
 
 
 def lowered(src: str, consts=None, arch="sm_90", options=None):
