@@ -12,7 +12,8 @@ next to ``torch.matmul`` (cuBLAS) on the same inputs. GPU time per call comes fr
 Usage (on the GPU machine): ``python bench/matmul.py [--shapes 4096x4096x4096] [--backend triton,ptx]
 [--tiles 64x64x32,128x128x32x8] [--out bench/RESULTS.md]``; a tile is ``BMxBNxBK`` or ``BMxBNxBKxW`` (W warps
 per block, default 4), optionally followed by ``sS``: compiled with ``pipeline_stages = S`` (ptx: S stage
-buffers of the cp.async pipeline, e.g. ``128x128x32x4s4``); ``--repeat N`` times the whole table N times
+buffers of the cp.async pipeline, e.g. ``128x128x32x4s4``) and by ``m``: compiled with ``wgmma = False``
+(ptx on sm_90: mma.sync instead of warpgroup MMA, e.g. ``128x128x32x4m``); ``--repeat N`` times the whole table N times
 (run-to-run spread); ``--smoke`` runs a tiny shape (also on a CPU) to check the script itself.
 """
 from __future__ import annotations
@@ -73,10 +74,11 @@ def run(args) -> list[dict]:
         for be in args.backends:
             for tile in args.tiles:
                 c = torch.empty((M, N), dtype=torch.float16, device=dev)
-                tile, stages = tile[:-1], tile[-1]
-                name = f"vmlang {be} {'x'.join(str(v) for v in tile)}{f' s{stages}' if stages else ''}"
+                tile, stages, mma_sync = tile[:-2], tile[-2], tile[-1]
+                name = (f"vmlang {be} {'x'.join(str(v) for v in tile)}{f' s{stages}' if stages else ''}"
+                        f"{' mma.sync' if mma_sync else ''}")
                 consts = dict(zip(("BM", "BN", "BK", "W"), tile))
-                opts = {"pipeline_stages": stages} if stages else None
+                opts = tile_options(stages, mma_sync)
                 try:
                     t = timed(lambda: k(a, b, c, backend=be, options=opts, **consts), args.warmup, args.iters, dev)
                     rows.append(dict(shape=(M, N, K), impl=name, us=t, err=err(c)))
@@ -106,20 +108,36 @@ def fmt_row(r) -> str:
 
 def parse_tile(text: str) -> tuple:
     """``BMxBNxBK`` or ``BMxBNxBKxW`` (W: warps per block; the kernel's default when left out), with an
-    optional ``sS`` (pipeline stages) -> the tile's values, then S (0: the backend's default).
+    optional ``sS`` (pipeline stages) and an optional ``m`` (mma.sync, not wgmma) -> the tile's values,
+    then S (0: the backend's default), then whether ``m`` was given.
 
-    >>> parse_tile("128x128x32x8"), parse_tile("128x128x32s4")
-    ((128, 128, 32, 8, 0), (128, 128, 32, 4))
+    >>> parse_tile("128x128x32x8"), parse_tile("128x128x32s4"), parse_tile("128x128x32x4s2m")
+    ((128, 128, 32, 8, 0, False), (128, 128, 32, 4, False), (128, 128, 32, 4, 2, True))
     """
-    body, _, stages = text.partition("s")
+    mma_sync = text.endswith("m")
+    body, _, stages = text[:-1 if mma_sync else None].partition("s")
     try:
         vals = tuple(int(v) for v in body.split("x"))
         s = int(stages) if stages else 0
     except ValueError:
         vals, s = (), 0
     if len(vals) not in (3, 4) or s < 0:
-        raise SystemExit(f"--tiles: {text!r} is not BMxBNxBK[xW][sS]")
-    return vals + (s,)
+        raise SystemExit(f"--tiles: {text!r} is not BMxBNxBK[xW][sS][m]")
+    return vals + (s, mma_sync)
+
+
+def tile_options(stages: int, mma_sync: bool) -> dict | None:
+    """The per-call compile options of a tile's suffixes (None: none).
+
+    >>> tile_options(0, False), tile_options(4, True)
+    (None, {'pipeline_stages': 4, 'wgmma': False})
+    """
+    opts = {}
+    if stages:
+        opts["pipeline_stages"] = stages
+    if mma_sync:
+        opts["wgmma"] = False
+    return opts or None
 
 
 def main(argv=None):

@@ -22,16 +22,18 @@ def test_smoke_run_prints_a_row_per_kernel(capsys):
 
 
 def test_stage_suffix_and_repeat(capsys):
-    """A tile's ``sS`` compiles it with ``pipeline_stages = S`` (named in the row), ``--repeat 2`` prints the
+    """A tile's ``sS`` compiles it with ``pipeline_stages = S`` and ``m`` with ``wgmma = False`` (both named
+    in the row; the NumPy VM accepts and ignores them), ``--repeat 2`` prints the
     table twice; a malformed tile is an error naming the expected form."""
     import doctest
     bench = runpy.run_path(str(ROOT / "bench" / "matmul.py"))
-    assert bench["main"](["--smoke", "--tiles", "16x16x16s2", "--repeat", "2", "--backend", "numpy"]) == 0
+    assert bench["main"](["--smoke", "--tiles", "16x16x16s2,16x16x16m", "--repeat", "2", "--backend", "numpy"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 40x24x40")]
-    assert [ln.split("|")[2].strip() for ln in lines] == ["cuBLAS fp16", "vmlang numpy 16x16x16 s2"] * 2
-    with pytest.raises(SystemExit, match=r"is not BMxBNxBK\[xW\]\[sS\]"):
+    assert [ln.split("|")[2].strip() for ln in lines] == ["cuBLAS fp16", "vmlang numpy 16x16x16 s2",
+                                                          "vmlang numpy 16x16x16 mma.sync"] * 2
+    with pytest.raises(SystemExit, match=r"is not BMxBNxBK\[xW\]\[sS\]\[m\]"):
         bench["parse_tile"]("16x16s")
-    with pytest.raises(SystemExit, match=r"is not BMxBNxBK\[xW\]\[sS\]"):
+    with pytest.raises(SystemExit, match=r"is not BMxBNxBK\[xW\]\[sS\]\[m\]"):
         bench["parse_tile"]("16x16x16xs2")
     import importlib.util
     spec = importlib.util.spec_from_file_location("bench_matmul", ROOT / "bench" / "matmul.py")
