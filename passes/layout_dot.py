@@ -56,11 +56,13 @@ class DotRules:
         base = self.default(v)
         for use, f in self.uses_of(v):
             if isinstance(use, N.Dot) and f in ("a", "b") and v.type.layout is None:
-                if self.wgmma(use) is not None:
-                    mem = WG.canonical_shared(tuple(v.shape), v.dtype.nbits)
+                wl = self.wgmma(use)
+                if wl is not None:
+                    block = wl.n if f == "b" else None
+                    mem = WG.canonical_shared(tuple(v.shape), v.dtype.nbits, block)
                     self.note(ins, f"{value_label(v)}: shared layout for the wgmma {f} operand: {mem} "
-                                   f"({WG.swizzle_bytes(tuple(v.shape), v.dtype.nbits)}-byte swizzle atoms, "
-                                   f"read by descriptor)")
+                                   f"({WG.swizzle_bytes(tuple(v.shape), v.dtype.nbits, block)}-byte swizzle "
+                                   f"atoms, read by descriptor)")
                     return mem
                 m = self.mma(use)
                 if m is None:
@@ -101,10 +103,12 @@ class DotRules:
         for x in (ins.a, ins.b):
             if self.is_reg(x) or x.type.layout is not None or not isinstance(self.defs.get(x.id), N.Load):
                 return None
-            if WG.canonical_shared(tuple(x.shape), x.dtype.nbits) is None:
-                return None
         (m, k), n = ins.a.shape, ins.b.shape[1]
-        return WG.wgmma_layouts(m, n, k, self.k.warps)
+        wl = WG.wgmma_layouts(m, n, k, self.k.warps)
+        if wl is None or WG.canonical_shared((m, k), ins.a.dtype.nbits) is None or \
+                WG.canonical_shared((k, n), ins.b.dtype.nbits, wl.n) is None:
+            return None
+        return wl
 
     def rows(self, ins: N.Dot):
         """The few-row layouts (:mod:`.mma_rows`) when they apply: f16/bf16 in registers, f32 out."""

@@ -86,21 +86,30 @@ def wgmma_layouts(m: int, n: int, k: int, warps: int) -> WgmmaLayouts | None:
     return WgmmaLayouts(c, gm, gn, mb, nn)
 
 
-def swizzle_bytes(shape, bits: int) -> int | None:
-    """The swizzle mode (atom row bytes: 128, 64 or 32) of a row-major ``[R, C]`` operand, or None."""
+def swizzle_bytes(shape, bits: int, block: int | None = None) -> int | None:
+    """The swizzle mode (atom row bytes: 128, 64 or 32) of a row-major ``[R, C]`` operand, or None: the
+    widest whose panel of ``P = W / 2`` elements divides C and ``block`` (the columns one warpgroup's
+    instruction reads of b, which must start on a panel: 16 x 48 split over 3 warpgroups has 32-byte
+    panels, not 64).
+
+    >>> swizzle_bytes((16, 64), 16), swizzle_bytes((16, 64), 16, block=32), swizzle_bytes((16, 48), 16, block=24)
+    (128, 64, None)
+    """
     R, C = shape
     if bits != 16 or R % 8:
         return None
     for w in MODES:
-        if C % (w * 8 // bits) == 0:
+        P = w * 8 // bits
+        if C % P == 0 and (block is None or block % P == 0):
             return w
     return None
 
 
-def canonical_shared(shape, bits: int) -> MemLayout | None:
+def canonical_shared(shape, bits: int, block: int | None = None) -> MemLayout | None:
     """The canonical wgmma shared layout of a row-major ``[R, C]`` tile of 16-bit elements (C contiguous;
-    see the module docstring), or None when C is not a multiple of 16 elements or R of 8."""
-    w = swizzle_bytes(shape, bits)
+    see the module docstring; ``block``: see :func:`swizzle_bytes`), or None when C (or ``block``) is not
+    a multiple of 16 elements or R of 8."""
+    w = swizzle_bytes(shape, bits, block)
     if w is None:
         return None
     R, C = shape

@@ -238,7 +238,8 @@ def _kernel(dtype: str, facts: tuple, consts: tuple):
 
 
 #: the tiles that run on warpgroup MMA when it is on (64-row multiples, 4 warps per warpgroup)
-WGMMA_TILES = ((), (("BM", 128), ("BN", 128), ("BK", 64), ("W", 8)), (("BM", 64), ("BN", 48), ("BK", 16)))
+WGMMA_TILES = ((), (("BM", 128), ("BN", 128), ("BK", 64), ("W", 8)), (("BM", 64), ("BN", 48), ("BK", 16)),
+               (("BM", 64), ("BN", 32), ("BK", 16), ("W", 8)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -250,8 +251,9 @@ def _compiled(kern, wgmma: bool):
 @pytest.mark.gpu
 @pytest.mark.parametrize("consts", [(), (("BM", 32), ("BN", 32), ("BK", 48)), (("BM", 32), ("BN", 24), ("BK", 16)),
                                     (("BM", 17), ("BN", 17), ("BK", 17)),
-                                    (("BM", 128), ("BN", 128), ("BK", 64), ("W", 8)), (("BM", 64), ("BN", 48), ("BK", 16))],
-                         ids=["64x64x32", "32x32x48", "32x24x16-3warps", "17", "128x128x64x8", "64x48x16"])
+                                    (("BM", 128), ("BN", 128), ("BK", 64), ("W", 8)), (("BM", 64), ("BN", 48), ("BK", 16)),
+                                    (("BM", 64), ("BN", 32), ("BK", 16), ("W", 8))],
+                         ids=["64x64x32", "32x32x48", "32x24x16-3warps", "17", "128x128x64x8", "64x48x16", "64x32x16x8"])
 @pytest.mark.parametrize("dtype", ["f16", "bf16"])
 @pytest.mark.parametrize("engine", ["wgmma", "mma.sync"])
 def test_matmul_on_gpu_matches_vm(dtype, consts, engine, request):

@@ -83,6 +83,8 @@ def test_layouts_that_do_not_fit():
     assert canonical_shared((30, 64), 16) is None      # not whole 8-row groups
     assert canonical_shared((32, 64), 8) is None       # 8-bit elements: not f16/bf16
     assert [swizzle_bytes((8, c), 16) for c in (16, 32, 48, 64, 128)] == [32, 64, 32, 128, 128]
+    # b's panels must not straddle warpgroups: 32 columns over 2 warpgroups take 32-byte atoms
+    assert swizzle_bytes((16, 32), 16, block=16) == 32 and canonical_shared((16, 32), 16, 8) is None
 
 
 def _hardware_address(role, desc, r, c):
@@ -169,7 +171,8 @@ def test_layout_pass_chooses_wgmma_only_for_sm90():
 @pytest.mark.parametrize("consts, n, per_iter", [({}, 64, 2), ({"BM": 128, "BN": 128, "BK": 32}, 128, 4),
                                                  ({"BM": 128, "BN": 128, "BK": 64, "W": 8}, 128, 4),
                                                  ({"BM": 128, "BN": 256, "BK": 32, "W": 8}, 256, 2),
-                                                 ({"BM": 64, "BN": 48, "BK": 16}, 48, 1)])
+                                                 ({"BM": 64, "BN": 48, "BK": 16}, 48, 1),
+                                                 ({"BM": 64, "BN": 32, "BK": 16, "W": 8}, 16, 1)])
 @pytest.mark.parametrize("facts", [True, False], ids=["div16", "nofacts"])
 @needs_ptxas
 def test_matmul_ptx_on_wgmma(consts, n, per_iter, facts):
@@ -218,3 +221,31 @@ def test_stage_buffers_are_1024_byte_aligned():
     notes = " ".join(t for _, t in lw.pipeline_notes)
     assert "3 stages of 4096 bytes" in notes, notes        # a: 2048 + b: 1536 -> 2048, per stage
     assert lw.tile_align == 1024
+
+
+@needs_ptxas
+def test_random_tiles_the_pass_plans_are_the_ones_the_backend_takes():
+    """Random matmul tiles on sm_90 (hypothesis): whenever layout inference plans a dot for wgmma, the
+    backend's table checks accept it (no fallback), the PTX has one instruction per warpgroup block and k
+    step, and ptxas accepts it; otherwise the dot is on mma.sync and the kernel is a plain sm_90 one."""
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=8, deadline=None, derandomize=True)
+    @given(st.sampled_from([64, 128, 192]), st.integers(1, 32).map(lambda x: 8 * x), st.sampled_from([16, 32, 64]),
+           st.sampled_from([4, 8]), st.sampled_from(["f16", "bf16"]))
+    def check(BM, BN, BK, Wn, dt):
+        consts = {"BM": BM, "BN": BN, "BK": BK, "W": Wn}
+        ptx, lw = ptx_of(consts, dtype=dt)
+        planned = [d.wgmma for d in pipeline(kernel(consts, dt), {"arch": "sm_90"}).facts.of_type(DotPlan).values()]
+        wl = wgmma_layouts(BM, BN, BK, Wn)
+        if wl is not None and not (canonical_shared((BK, BN), 16, wl.n) and canonical_shared((BM, BK), 16)):
+            wl = None
+        # operands under 1 KiB stay in registers (placement's dot_shared_min_bytes): no wgmma for them
+        assert bool(planned[0]) == (wl is not None and min(BM, BN) * BK * 2 >= 1024), (consts, planned)
+        if not planned[0]:
+            assert not lw.wgmma and "wgmma" not in ptx and "mma.sync" in ptx, consts
+        else:
+            assert lw.wgmma_dots == 1, consts
+            assert ptx.count(f"wgmma.mma_async.sync.aligned.m64n{wl.n}k16") == wl.mb * BK // 16
+        toolchain.ptxas_check(ptx, "sm_90")
+    check()
