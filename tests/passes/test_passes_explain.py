@@ -100,3 +100,22 @@ def test_explain_takes_dtype_parameters(capsys):
     assert 'float32[16] shared layout("(16):(1) @32b") = codebook(nf4, float32);' in out
     assert main(["explain", qm, "-D", "T=oops"]) == 1
     assert "T='oops' is not a number or a dtype name" in capsys.readouterr().err
+
+
+def test_explain_for_an_architecture(capsys):
+    """``--arch sm_90`` (``explain(arch=...)``) decides as a compile for that GPU would: matmul's dot on
+    warpgroup MMA with canonical shared layouts; without it (or for sm_80) on mma.sync; a bad name is an error."""
+    mm = str(ROOT / "examples" / "matmul_f16.vm")
+    assert main(["explain", mm, "--arch", "sm_90", "-D", "BM=128", "-D", "BN=128"]) == 0
+    out = capsys.readouterr().out
+    assert "wgmma.mma_async m64n128k16 over 1 x 1 warpgroups, 2 per warpgroup" in out
+    assert "shared layout for the wgmma b operand: Sw<3,4,3> o (32,(64,2)):(64,(1,2048))" in out
+    assert out.rstrip().endswith("target: sm_90")
+    for extra in ([], ["--arch", "sm_80"]):
+        assert main(["explain", mm, *extra]) == 0
+        out = capsys.readouterr().out
+        assert "mma.sync.m16n8k16 over 2 x 2 warps" in out and "wgmma" not in out
+    k = vm.load(mm)
+    assert "wgmma.mma_async m64n64k16" in k.explain(arch="sm_90a")
+    assert main(["explain", mm, "--arch", "sm90"]) == 1
+    assert "'sm90' is not a GPU architecture name" in capsys.readouterr().err

@@ -278,11 +278,13 @@ class Kernel:
                     changes.append(fmt.format(k=k, a=a.get(k, "-"), b=b.get(k, "-")))
         return "; ".join(changes) or "same specialisation as an earlier one (evicted)"
 
-    def explain(self, *args, sizes: dict | None = None, **kwargs) -> str:
+    def explain(self, *args, sizes: dict | None = None, arch: str | None = None, **kwargs) -> str:
         """What the compiler passes decide for this kernel and why (placement, layouts, vector widths):
         the report ``vm explain`` prints (docs/ptx.md). ``k.explain(BN=64)`` for compile-time values;
         ``k.explain(x, w, s, y)`` or ``k.explain(sizes={"N": 4096})`` also with the facts a call would
-        specialise on (``assume(n % 16 == 0)`` for each size divisible by 16). Compiles nothing."""
+        specialise on (``assume(n % 16 == 0)`` for each size divisible by 16); ``arch="sm_90"`` for the
+        choices a GPU architecture changes (a dot on warpgroup MMA; default: no particular target, as on
+        sm_80). Compiles nothing."""
         import types
         from vmlang.passes import format_report, pipeline
         consts = {k: v for k, v in kwargs.items() if k in self.const_names}
@@ -296,7 +298,14 @@ class Kernel:
             div = self.divisibility(base, bind_args(base, args, params_kw))
         else:
             div = self.divisibility(base, types.SimpleNamespace(sizes=dict(sizes or {})))
-        report = format_report(pipeline(self._lower(dict(base.consts), assumed_facts(div))))
+        import re
+        from vmlang.passes.program import with_arch
+        if arch is not None and not (isinstance(arch, str) and re.fullmatch(r"sm_\d+[af]?", arch)):
+            raise ArgumentError(f"{self.name}.explain: arch={arch!r} is not a GPU architecture name such as "
+                                f"'sm_80' or 'sm_90'")
+        report = format_report(pipeline(self._lower(dict(base.consts), assumed_facts(div)), with_arch(None, arch)))
+        if arch is not None:
+            report += f"\ntarget: {arch}"
         if div:
             report += "\nspecialised on: " + ", ".join(f"{n} % {d} == 0" if d > 1 else f"{n} % 16 != 0"
                                                          for n, d in div.items())
