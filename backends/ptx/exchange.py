@@ -177,9 +177,10 @@ def apply_swizzle(b, sw, byte):
 
 
 def tile_to_shared(lw, reg: Tile, out: N.Value) -> SharedTile:
-    """Write a register tile into a new shared tile laid out by ``out``'s memory layout."""
+    """Write a register tile into a new shared tile laid out by ``out``'s memory layout. bf16 (held as f32
+    in registers) is stored as its 16-bit code, as ``cp.async`` stages it: ldmatrix and wgmma read the tile."""
     dt = out.dtype
-    eb = elem_bytes(dt)
+    eb = 2 if dt == D.bfloat16 else elem_bytes(dt)
     lay = out.type.layout
     if lay is None or hasattr(lay, "threads"):
         lay = _row_major_colex(out.shape)

@@ -30,7 +30,7 @@ row-major, the col operand) with ``.x4.trans`` over k rows ``kt*16 .. kt*16+31``
 odd k tile. Each row address goes through the tile's memory layout and swizzle
 (:func:`.exchange.shared_offset`); every 8-element row segment must be 16 contiguous, 16-byte aligned
 bytes, which is checked on the layout table at compile time -- where it is not (or the tile does not hold
-16-bit elements, e.g. bf16 staged with 4 bytes per element), each lane reads its fragment elements one by
+16-bit elements), each lane reads its fragment elements one by
 one through :class:`.exchange.SharedReader` instead, still feeding mma.
 """
 from __future__ import annotations

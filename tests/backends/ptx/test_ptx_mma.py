@@ -201,7 +201,7 @@ def test_matmul_uses_tensor_cores(dtype, facts, arch):
         # 4 copies per thread per stage, issued at S - 1 prologue sites and 1 in the loop (pipeline.py)
         assert c["cp.async.cg"] == 4 * 3 and "cp.async.wait_group 1" in ptx and c["@p ld.global"] == 0, c
         assert c["ldmatrix"] == 8 and "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in ptx, c
-    elif dtype == "f16":   # 16-bit loads through registers, then ldmatrix from the f16 staging
+    else:   # 16-bit loads through registers, then ldmatrix from the staging (bf16 as its 16-bit code too)
         assert c["cp.async.cg"] == 0 and c["ldmatrix"] == 8, c
 
 
@@ -278,10 +278,7 @@ def test_matmul_on_gpu_matches_vm(dtype, consts, engine, request):
             want_tc = consts != (("BM", 17), ("BN", 17), ("BK", 17))
             on_wg = "wgmma.mma_async" in ck.ptx
             want_wg = engine == "wgmma" and consts in WGMMA_TILES and torch.cuda.get_device_capability()[0] == 9
-            if dtype == "f16" or facts == ("M", "N", "K"):
-                assert on_wg == want_wg, (facts, consts)
-            else:   # bf16 staged through registers is 4 bytes an element in shared memory: mma.sync takes
-                assert not on_wg or want_wg, (facts, consts)     # it (a and b both by cp.async: wgmma)
+            assert on_wg == want_wg, (facts, consts)
             assert ("mma.sync" in ck.ptx) == (want_tc and not on_wg), (facts, consts)
             if want_tc and facts == ("M", "N", "K"):
                 assert "cp.async" in ck.ptx and ("ldmatrix" in ck.ptx or on_wg)

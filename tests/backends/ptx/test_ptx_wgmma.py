@@ -191,9 +191,11 @@ def test_matmul_ptx_on_wgmma(consts, n, per_iter, facts):
 
 @needs_ptxas
 def test_bf16_and_the_other_targets():
-    ptx, _ = ptx_of({"BM": 128, "BN": 128, "BK": 32}, dtype="bf16")
-    assert ptx.count("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16") == 4
-    toolchain.ptxas_check(ptx, "sm_90")
+    for facts in (True, False):      # without facts bf16 goes through registers, stored as its 16-bit code
+        ptx, _ = ptx_of({"BM": 128, "BN": 128, "BK": 32}, dtype="bf16", facts=facts)
+        assert ptx.count("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16") == 4
+        assert ("st.shared.b16" in ptx) == (not facts) and "st.shared.b32" not in ptx
+        toolchain.ptxas_check(ptx, "sm_90")
     for arch, opts in (("sm_80", None), ("sm_90", {"wgmma": False})):
         ptx, lw = ptx_of({"BM": 128, "BN": 128, "BK": 32}, arch, opts)
         assert "wgmma" not in ptx and "fence.proxy" not in ptx and ptx.count("mma.sync") == 64 and not lw.wgmma
