@@ -140,6 +140,8 @@ def plan(lw, i) -> Plan | None:
     if not isinstance(acc, Tile) or str(acc.layout) != str(lay) or not isinstance(A, SharedTile) \
             or not isinstance(B, SharedTile):
         return None
+    if A.offset % 1024 or B.offset % 1024:
+        return None                  # the swizzle is on absolute addresses (a kernel's tile_align gives 1024)
     cmap = fragment_slots(lay, "c", (M, N))
     if cmap is None or not _c_groups_cover(cmap, lay.values):
         return None
