@@ -179,7 +179,7 @@ class Lowerer:
         # a kernel with a warpgroup-MMA dot: its operands are swizzled on absolute shared addresses (tiles
         # 1024-byte aligned) and read through the async proxy (a proxy fence before each barrier)
         from vmlang.passes.conversions import DotPlan
-        from .wgmma import ARCHS
+        from vmlang.passes.wgmma import ARCHS
         self.wgmma = wgmma and arch in ARCHS and any(p.wgmma for p in self.facts.of_type(DotPlan).values())
         self.wgmma_dots = 0                       # dots lowered on wgmma (.wgmma.try_lower)
         self.tile_align = 1024 if self.wgmma else 16

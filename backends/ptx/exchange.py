@@ -136,11 +136,15 @@ def shared_offset(lw, st: SharedTile, coords) -> ir.Value:
     sw = getattr(lay, "swizzle", None)
     if sw is not None and getattr(sw, "bits", 0):
         byte = apply_swizzle(b, sw, byte)
+    return b.add(tile_start(lw, st), byte)
+
+
+def tile_start(lw, st: SharedTile) -> ir.Value:
+    """Byte offset (i32) of a shared tile's first byte in the dynamic allocation: its offset, plus its
+    stage's bytes for a tile of a software-pipelined loop (:class:`.pipeline.StagedTile`, a run-time value)."""
     start = const_i32(st.offset)
-    stage = getattr(st, "stage_base", None)      # a pipelined tile (pipeline.StagedTile): its stage's bytes
-    if stage is not None:
-        start = b.add(start, stage)
-    return b.add(start, byte)
+    stage = getattr(st, "stage_base", None)
+    return start if stage is None else lw.b.add(start, stage)
 
 
 def shared_addr32(lw, byte_offset) -> ir.Value:

@@ -112,24 +112,23 @@ def lower_program(kernel: N.Kernel, options=None, arch: str | None = None):
     from .pipeline import DEFAULT_SHARED_LIMIT, SHARED_LIMIT, STAGES
     program = pipeline(kernel, with_arch(options, arch or "sm_90"))
     stages = _option(options, "pipeline_stages", STAGES)
-    lw = Lowerer(program, arch or "sm_90")
-    lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
     prefetch = tensor_names(_option(options, "l2_prefetch", "", str))
     staged = tensor_names(_option(options, "stage_loads", "", str))
-    lw.l2_prefetch, lw.stage_loads = prefetch, staged
-    module = lw.finish()
+
+    def lower(wgmma: bool = True, pipeline_off: bool = stages < 2):
+        lw = Lowerer(program, arch or "sm_90", wgmma=wgmma)
+        lw.pipeline_stages, lw.pipeline_off = stages, pipeline_off
+        lw.l2_prefetch, lw.stage_loads = prefetch, staged
+        return lw, lw.finish()
+
+    lw, module = lower()
     if lw.wgmma and not lw.wgmma_dots:
         # the layouts were made for wgmma but no dot could take it: lowered again without its shared
         # alignment and proxy fences (mma.sync takes the same layouts)
-        lw = Lowerer(program, arch or "sm_90", wgmma=False)
-        lw.pipeline_stages, lw.pipeline_off = stages, stages < 2
-        lw.l2_prefetch, lw.stage_loads = prefetch, staged
-        module = lw.finish()
+        lw, module = lower(wgmma=False)
     limit = SHARED_LIMIT.get(lw.arch, DEFAULT_SHARED_LIMIT)
     if lw.shared_max > limit and any("for loop pipelined:" in t for _, t in getattr(lw, "pipeline_notes", ())):
-        lw = Lowerer(program, arch or "sm_90", wgmma=lw.wgmma)
-        lw.pipeline_off, lw.l2_prefetch, lw.stage_loads = True, prefetch, staged
-        module = lw.finish()
+        lw, module = lower(wgmma=lw.wgmma, pipeline_off=True)
         lw.pipeline_notes = [(None, f"not pipelined: with pipelining the kernel needs more than the {limit} "
                                     f"bytes of shared memory of {lw.arch}")] + getattr(lw, "pipeline_notes", [])
     return program, module, lw

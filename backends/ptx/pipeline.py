@@ -189,7 +189,7 @@ def plan_loop(lw, loop: N.For):
             lw.consts.setdefault(ins.out.id, ins.value)
     yielded = {y.id for y in loop.yields}
     loads, private, slice_ids, off = [], [], set(), 0
-    align = max(128, lw.tile_align)           # every stage buffer of every tile starts so aligned
+    align = stage_align(lw)
     for ins in loop.body.instrs:
         if not (isinstance(ins, N.Load) and ins.out.is_tile and ins.out.type.space in ("shared", "register")
                 and isinstance(lw.env.get(ins.src.id), GlobalArg)) or ins.out.id in yielded:
@@ -222,6 +222,12 @@ def plan_loop(lw, loop: N.For):
             sl = tuple(x for x in loop.body.instrs if id(x) in slice_ids)
             return LoopPlan(tuple(loads), sl, off, s, tuple(private)), ""
     return None, f"2 stages of {off} bytes do not fit the {limit} bytes of shared memory of {lw.arch}"
+
+
+def stage_align(lw) -> int:
+    """Bytes every stage buffer of every pipelined tile is aligned to: 128, or the kernel's tile alignment
+    when larger (1024 with a wgmma dot, whose swizzle is on absolute addresses)."""
+    return max(128, lw.tile_align)
 
 
 def trip_count(lw, loop: N.For) -> int | None:
@@ -279,7 +285,7 @@ def try_pipeline(lw, loop: N.For) -> bool:
         return False
     S, SB = plan.stages, plan.stage_bytes
     b = lw.b
-    region = lw.alloc_shared(S * SB, align=max(128, lw.tile_align))
+    region = lw.alloc_shared(S * SB, align=stage_align(lw))
     start, stop, step = lw.get(loop.start), lw.get(loop.stop), lw.get(loop.step)
     start64, step64 = b.sext(start, I64), b.sext(step, I64)
     shared = bool(plan.loads)                # private slots need no barrier: each thread reads what it copied

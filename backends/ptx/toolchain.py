@@ -31,10 +31,11 @@ import tempfile
 import threading
 
 from vmlang.ir.errors import BackendError
+from vmlang.runtime.options import ARCH_NAME
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DEFAULT_ARCH = "sm_90"
-_ARCH_RE = re.compile(r"^sm_(\d+)[af]?$")
+_ARCH_RE = ARCH_NAME
 _init_lock = threading.Lock()
 _initialised = False
 

@@ -179,13 +179,9 @@ def _asm(lw, text: str, outs: int = 0, ins: list | None = None, cons: str = "", 
 
 def _descriptor(lw, st: SharedTile, op: Operand):
     """The i64 descriptor of the tile's first byte (the instruction adds its start >> 4 to bits 0-13)."""
-    from .exchange import shared_addr32
+    from .exchange import shared_addr32, tile_start
     b = lw.b
-    start = const_i32(st.offset)
-    stage = getattr(st, "stage_base", None)
-    if stage is not None:
-        start = b.add(start, stage)
-    addr = b.lshr(shared_addr32(lw, start), const_i32(4))
+    addr = b.lshr(shared_addr32(lw, tile_start(lw, st)), const_i32(4))
     hi = (op.sbo >> 4) | (MODES[op.mode] << 30)
     const = (hi << 32) | ((op.lbo >> 4) << 16)
     return b.or_(b.zext(b.and_(addr, const_i32(0x3FFF)), I64), ir.Constant(I64, const))

@@ -298,9 +298,9 @@ class Kernel:
             div = self.divisibility(base, bind_args(base, args, params_kw))
         else:
             div = self.divisibility(base, types.SimpleNamespace(sizes=dict(sizes or {})))
-        import re
         from vmlang.passes.program import with_arch
-        if arch is not None and not (isinstance(arch, str) and re.fullmatch(r"sm_\d+[af]?", arch)):
+        from .options import ARCH_NAME
+        if arch is not None and not (isinstance(arch, str) and ARCH_NAME.fullmatch(arch)):
             raise ArgumentError(f"{self.name}.explain: arch={arch!r} is not a GPU architecture name such as "
                                 f"'sm_80' or 'sm_90'")
         report = format_report(pipeline(self._lower(dict(base.consts), assumed_facts(div)), with_arch(None, arch)))

@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
+
+#: a GPU architecture name (``CompileOptions.arch``, ``vm explain --arch``): ``sm_80``, ``sm_90``, ``sm_90a`` ...
+ARCH_NAME = re.compile(r"^sm_(\d+)[af]?$")
 
 
 @dataclass(frozen=True, slots=True)
