@@ -135,7 +135,6 @@ class PassOptions:
 def with_arch(options, arch: str | None) -> dict:
     """The pass options of ``options`` (a mapping, a CompileOptions or None) as a dict, with ``arch`` set
     (the target a backend resolved, e.g. the current GPU's when the options leave it open)."""
-    import dataclasses
     out = {f.name: option(options, f.name) for f in dataclasses.fields(PassOptions)}
     out["arch"] = arch
     return out
