@@ -35,7 +35,6 @@ from vmlang.runtime.options import ARCH_NAME
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DEFAULT_ARCH = "sm_90"
-_ARCH_RE = ARCH_NAME
 _init_lock = threading.Lock()
 _initialised = False
 
@@ -64,7 +63,7 @@ def nvptx_available() -> bool:
 
 
 def _check_arch(arch: str) -> str:
-    m = _ARCH_RE.match(arch) if isinstance(arch, str) else None
+    m = ARCH_NAME.match(arch) if isinstance(arch, str) else None
     if m is None:
         raise BackendError(f"ptx: {arch!r} is not a GPU architecture name such as 'sm_80' or 'sm_90'")
     if int(m.group(1)) < 70:
@@ -197,10 +196,9 @@ def to_ptx(module, arch: str = DEFAULT_ARCH, opt: int = 3, ptx: int | None = Non
     optimised at ``-O{opt}`` (0: not at all) and emitted for ``arch`` (for sm_90a instead when it uses
     sm_90a's instructions: :func:`specific_arch`). Invalid IR raises :class:`BackendError` quoting the
     offending lines."""
-    arch = specific_arch(module if isinstance(module, str) else str(module), arch)
     llvm = _llvm()
-    tm = target_machine(arch, ptx)
-    ref, _ = _parse(module, llvm)
+    ref, text = _parse(module, llvm)
+    tm = target_machine(specific_arch(text, arch), ptx)
     ref.triple = TRIPLE
     ref.data_layout = str(tm.target_data)
     link_libdevice(ref, llvm)
