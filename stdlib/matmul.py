@@ -258,6 +258,8 @@ def choose_backend(x, T: D.DType, dot: bool) -> str:
     Measured on an H100 (2026-11-22, M = 1 on 28672x8192, bench/qmatmul.py --backend triton,ptx, tables in
     bench/RESULTS.md): the ptx GEMV beats triton's for every width (second run: int4 73 vs 373 us, int3 84 vs
     785, int2 79 vs 332, int6 102 vs 1057, int8 88 vs 99, nf4 117 vs 630, float8_e4m3 100 vs 241).
+    Again on an H100 at 5020f39 (2026-12-06, session 18, one run): int2 28.8 vs 228.5 us, int3 37.8 vs 1295.8,
+    int4 44.3 vs 272.0, int5 53.9 vs 1509.7, int6 63.1 vs 1519.7, int7 75.1 vs 1513.6, int8 80.8 vs 94.1.
     The dot path (M >= 4) stays on triton: the ptx dot path stages decoded weights through shared memory
     and was slower at M = 16 for every format but int3/int6/fp6 (first run)."""
     import os
