@@ -46,7 +46,7 @@ from llvmlite import ir
 
 from vmlang.ir import dtypes as D
 from vmlang.passes.conversions import DotPlan
-from vmlang.passes.wgmma import ARCHS, MODES
+from vmlang.passes.wgmma import MODES
 
 from .core import F32, I64, SharedTile, Tile, const_i32
 from .mma import _c_groups_cover, fragment_slots
@@ -123,9 +123,11 @@ class Plan:
 
 
 def plan(lw, i) -> Plan | None:
-    """The warpgroup-MMA plan of ``Dot`` ``i`` when its DotPlan asks for one and every layout checks out."""
+    """The warpgroup-MMA plan of ``Dot`` ``i`` when the kernel is lowered for wgmma (``lw.wgmma``: the
+    architecture has it, and the tiles are 1024-byte aligned and fenced for the async proxy), its DotPlan
+    asks for one and every layout checks out."""
     dp = lw.facts.get(i)
-    if not (isinstance(dp, DotPlan) and dp.wgmma) or lw.arch not in ARCHS:
+    if not lw.wgmma or not (isinstance(dp, DotPlan) and dp.wgmma):
         return None
     dt = i.a.dtype
     if dt not in (D.float16, D.bfloat16):      # then acc and out are f32 (ir Dot's constructor)
@@ -170,9 +172,11 @@ def plan(lw, i) -> Plan | None:
 
 
 # ------------------------------------------------------------------------------------------ emitting
-def _asm(lw, text: str, outs: int = 0, ins: list | None = None, cons: str = "", out_type=F32):
+def _asm(lw, text: str, outs: int = 0, ins: list | None = None, cons: str = ""):
+    """A warpgroup-collective inline-asm call returning ``outs`` f32 registers (none: void; one: an f32;
+    more: a struct of them)."""
     ins = ins or []
-    rt = ir.VoidType() if not outs else (out_type if outs == 1 else ir.LiteralStructType([out_type] * outs))
+    rt = ir.VoidType() if not outs else (F32 if outs == 1 else ir.LiteralStructType([F32] * outs))
     fn = ir.InlineAsm(ir.FunctionType(rt, [x.type for x in ins]), text, cons, side_effect=True)
     return lw.b.call(fn, ins, attrs=("convergent",))     # warpgroup-collective: never control-dependent
 
@@ -241,4 +245,4 @@ def try_lower(lw, i) -> bool:
     return True
 
 
-__all__ = ["try_lower", "plan", "operand_plan", "Operand", "Plan", "ARCHS"]
+__all__ = ["try_lower", "plan", "operand_plan", "Operand", "Plan"]
